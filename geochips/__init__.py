@@ -1,0 +1,59 @@
+"""geochips: chips of satellite scenes (COGs, local or remote, found through STAC) for PyTorch.
+
+**Usage**::
+
+    import geochips
+    from torch.utils.data import DataLoader
+
+    index = geochips.ChipIndex.build(["a.tif", "b.tif"], size=512, overlap=256)  # headers only
+    ds = geochips.ChipDataset(index)                 # reads each window lazily
+    loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=2,
+                        collate_fn=geochips.collate)  # batch["image"]: (16, C, 512, 512)
+"""
+
+from geochips.collate import collate
+from geochips.dataset import ChipDataset, Sample
+from geochips.errors import (
+    ChipNotFoundError,
+    CollateError,
+    DtypeConversionError,
+    GeochipsError,
+    GeochipsWarning,
+    IncompatibleScenesError,
+    IndexFileError,
+    InvalidParameterError,
+    SceneHeaderError,
+    SceneReadError,
+    SmallSceneWarning,
+)
+from geochips.index import Chip, ChipIndex
+from geochips.scenes import Scene, read_header, read_headers
+from geochips.sources import SceneSource, find_sources
+from geochips.windows import ChipWindow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chip",
+    "ChipDataset",
+    "ChipIndex",
+    "ChipNotFoundError",
+    "ChipWindow",
+    "CollateError",
+    "DtypeConversionError",
+    "GeochipsError",
+    "GeochipsWarning",
+    "IncompatibleScenesError",
+    "IndexFileError",
+    "InvalidParameterError",
+    "Sample",
+    "Scene",
+    "SceneHeaderError",
+    "SceneReadError",
+    "SceneSource",
+    "SmallSceneWarning",
+    "collate",
+    "find_sources",
+    "read_header",
+    "read_headers",
+]

@@ -1,0 +1,325 @@
+"""The map-style dataset: ``len(ds) == len(index)``, and ``ds[i]`` reads one window.
+
+A sample is a dict in the convention torchgeo users know::
+
+    {"image": Tensor[C, H, W], "valid": Tensor[1, H, W] (bool, when the scenes have
+     nodata or the index pads edges), "chip_id": str, "scene": str, "window": ChipWindow,
+     "bounds": (left, bottom, right, top) | None, "crs": str | None, "transform": Affine | None}
+
+``bounds``, ``crs`` and ``transform`` are in the scene's own CRS and grid (no reprojection);
+for GCP-only scenes they come from the transform fitted to the GCPs (approximate).
+
+Dtypes: by default every value is kept exactly in a dtype torch fully supports: uint8,
+int8, int16, int32, int64 and floats stay; uint16 widens to int32 and uint32 to int64
+(torch's unsigned types lack most operations). A requested ``dtype`` must hold every value
+of the source dtype (integers to floats are allowed: they round, they never wrap); a
+conversion that could wrap or truncate, like uint16 -> int16, is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypedDict
+
+import numpy as np
+import torch
+from affine import Affine
+from torch.utils.data import Dataset, get_worker_info
+
+from geochips import hrefs
+from geochips.errors import DtypeConversionError, InvalidParameterError
+from geochips.index import ChipIndex
+from geochips.reader import Reader
+from geochips.scenes import Scene
+from geochips.signing import SignSpec, resolve_signer
+from geochips.windows import ChipWindow
+
+# Source dtypes torch cannot use as they are, and the smallest dtype that holds them.
+WIDEN = {"uint16": "int32", "uint32": "int64", "uint64": "float64"}
+TORCH_DTYPES = (
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
+_UNSET: Any = object()
+
+
+class Sample(TypedDict, total=False):
+    """One chip as :class:`ChipDataset` returns it (``valid`` only when relevant)."""
+
+    image: torch.Tensor
+    valid: torch.Tensor
+    chip_id: str
+    scene: str
+    window: ChipWindow
+    bounds: tuple[float, float, float, float] | None
+    crs: str | None
+    transform: Affine | None
+
+
+def output_dtype(source: str, requested: str | None, scale: bool) -> np.dtype[Any]:
+    """Return the dtype samples of a ``source`` scene get, refusing lossy wrap-arounds.
+
+    Raises:
+        DtypeConversionError: if ``requested`` cannot hold every ``source`` value.
+    """
+    src = np.dtype(source)
+    if requested is None:
+        if scale:
+            return np.dtype("float64" if src.itemsize > 4 else "float32")
+        return np.dtype(WIDEN.get(src.name, src.name))
+    dst = np.dtype(requested)
+    if dst.name not in TORCH_DTYPES or dst.name == "bool":
+        raise DtypeConversionError(
+            f"dtype={requested!r} is not a dtype torch supports fully; choose one of "
+            f"{', '.join(t for t in TORCH_DTYPES if t != 'bool')}"
+        )
+    if scale and dst.kind != "f":
+        raise DtypeConversionError(
+            f"scale=True gives fractional values, which dtype={requested!r} cannot hold; "
+            "choose float32 or float64"
+        )
+    lossless = np.can_cast(src, dst, "safe")
+    rounds = src.kind in "biuf" and dst.kind in "fc"  # rounding, never wrapping
+    if not (lossless or rounds):
+        limits = np.iinfo(src) if src.kind in "iu" else np.finfo(src)
+        raise DtypeConversionError(
+            f"converting {src.name} pixels to {dst.name} could wrap or truncate values "
+            f"(source range {limits.min}..{limits.max}); use dtype="
+            f"{WIDEN.get(src.name, src.name)!r} (the default) or a float dtype"
+        )
+    return dst
+
+
+class ChipDataset(Dataset[Sample]):
+    """A map-style dataset over a :class:`ChipIndex`; each item reads one window lazily.
+
+    **Usage**::
+
+        ds = ChipDataset(index, bands=[1, 2, 3], dtype="float32")
+        ds[0]["image"].shape            # torch.Size([3, 512, 512])
+        ds["scene/full/0/512/512x512"]  # the same chip, looked up by id
+        loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=2,
+                            collate_fn=geochips.collate)
+
+    Args:
+        index: the chips to serve, in order.
+        bands: 1-based band positions of the stacked scene (default: all).
+        dtype: output dtype (default: the smallest torch-friendly dtype holding every
+            value, see the module docstring).
+        scale: apply each band's scale and offset from the scene header (float output).
+        transform: a callable applied to each sample dict before it is returned.
+        fill_value: value of padded pixels (default: the scene's nodata, else 0).
+        max_open: open files kept per thread of each process.
+        gdal_options: GDAL configuration options for every reading process.
+        threads: threads reading the chips of one batch in ``__getitems__``; ``None``
+            picks 8 for remote scenes, and for local ones the CPU count in the main
+            process and 1 inside DataLoader workers (the workers already use the cores).
+        sign: overrides the index's signer (``None`` keeps it).
+    """
+
+    def __init__(
+        self,
+        index: ChipIndex,
+        *,
+        bands: Sequence[int] | None = None,
+        dtype: str | np.dtype[Any] | torch.dtype | None = None,
+        scale: bool = False,
+        transform: Callable[[Sample], Any] | None = None,
+        fill_value: float | None = None,
+        max_open: int = 8,
+        gdal_options: Mapping[str, Any] | None = None,
+        threads: int | None = None,
+        sign: SignSpec = _UNSET,
+    ) -> None:
+        if not isinstance(index, ChipIndex):
+            raise InvalidParameterError(
+                f"ChipDataset takes a ChipIndex, got {type(index).__name__}; build one with "
+                "geochips.ChipIndex.build(sources, size=...)"
+            )
+        self.index = index
+        self.bands = _check_bands(bands, index.scenes)
+        requested = _dtype_name(dtype)
+        self.scale = scale
+        self._out_dtypes = [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        self._fill = [_fill_for(s, fill_value) for s in index.scenes]
+        self.transform = transform
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise InvalidParameterError(f"threads must be None or an int >= 1, got {threads!r}")
+        self.threads = threads
+        signer = index.signer if sign is _UNSET else resolve_signer(sign)
+        self.reader = Reader(max_open=max_open, gdal_options=gdal_options, signer=signer)
+        self.with_valid = index.edge == "pad" or any(s.nodata is not None for s in index.scenes)
+        self._remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: int | str) -> Any:
+        """Return the sample at position ``key`` (negative counts from the end) or chip id."""
+        if isinstance(key, str):
+            position = self.index.position(key)
+        elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            position = int(key)
+            n = len(self.index)
+            if not -n <= position < n:
+                raise IndexError(f"chip position {key} is out of range for {n} chips")
+            position %= n
+        else:
+            raise TypeError(
+                f"ChipDataset indices are ints (positions) or str (chip ids), "
+                f"got {type(key).__name__}"
+            )
+        sample = self._read(position)
+        return self.transform(sample) if self.transform is not None else sample
+
+    def __getitems__(self, keys: Sequence[int | str]) -> list[Any]:
+        """Return the samples of a batch, read by several threads (GDAL releases the GIL)."""
+        threads = self._threads()
+        if threads <= 1 or len(keys) <= 1:
+            return [self[k] for k in keys]
+        return list(self._executor(threads).map(self.__getitem__, keys))
+
+    def _threads(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        if self._remote:
+            return 8
+        return 1 if get_worker_info() is not None else (os.cpu_count() or 1)
+
+    def _executor(self, threads: int) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="geochips")
+            self._pool_pid = os.getpid()
+        return self._pool
+
+    def _read(self, position: int) -> Sample:
+        index = self.index
+        scene_pos, window = index.locate(position)
+        scene = index.scenes[scene_pos]
+        fill = self._fill[scene_pos]
+        data = self.reader.read(scene, window, self.bands, fill_value=fill)
+        sample: Sample = {
+            "image": torch.from_numpy(self._convert(data, scene, scene_pos)),
+            "chip_id": index.chip_id(position),
+            "scene": scene.id,
+            "window": window,
+            "bounds": _bounds(scene.transform, window),
+            "crs": scene.crs,
+            "transform": None
+            if scene.transform is None
+            else scene.transform * Affine.translation(window.col_off, window.row_off),
+        }
+        if self.with_valid:
+            sample["valid"] = torch.from_numpy(_valid_mask(data, scene, window))
+        return sample
+
+    def _convert(self, data: np.ndarray, scene: Scene, scene_pos: int) -> np.ndarray:
+        dst = self._out_dtypes[scene_pos]
+        if not self.scale:
+            return data.astype(dst, copy=False)
+        bands = self.bands or range(1, scene.count + 1)
+        scales = np.array([scene.scales[b - 1] for b in bands], dtype=dst)[:, None, None]
+        offsets = np.array([scene.offsets[b - 1] for b in bands], dtype=dst)[:, None, None]
+        scaled: np.ndarray = data.astype(dst) * scales + offsets
+        return scaled
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_pool"] = None  # threads do not cross processes
+        state["_pool_pid"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return f"ChipDataset({len(self)} chips, {self.index!r})"
+
+
+def _check_bands(bands: Sequence[int] | None, scenes: Sequence[Scene]) -> list[int] | None:
+    if bands is None:
+        return None
+    picked = [bands] if isinstance(bands, int) else list(bands)
+    if not picked or not all(isinstance(b, (int, np.integer)) for b in picked):
+        raise InvalidParameterError(f"bands must be 1-based ints, got bands={bands!r}")
+    for scene in scenes:
+        bad = [b for b in picked if not 1 <= b <= scene.count]
+        if bad:
+            raise InvalidParameterError(
+                f"bands {bad} do not exist in scene {scene.name}, which has bands "
+                f"1..{scene.count} (bands are 1-based, as in rasterio)"
+            )
+    return [int(b) for b in picked]
+
+
+def _dtype_name(dtype: str | np.dtype[Any] | torch.dtype | None) -> str | None:
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise InvalidParameterError(f"dtype={dtype!r} is not a dtype") from None
+
+
+def _fill_for(scene: Scene, fill_value: float | None) -> float:
+    value = (
+        fill_value if fill_value is not None else (scene.nodata if scene.nodata is not None else 0)
+    )
+    dtype = np.dtype(scene.dtype)
+    if dtype.kind in "iu" and not (
+        float(value).is_integer() and np.iinfo(dtype).min <= value <= np.iinfo(dtype).max
+    ):
+        raise InvalidParameterError(
+            f"fill_value={value!r} does not fit the {dtype.name} pixels of scene {scene.name}; "
+            f"choose a value in {np.iinfo(dtype).min}..{np.iinfo(dtype).max}"
+        )
+    return value
+
+
+def _bounds(transform: Affine | None, w: ChipWindow) -> tuple[float, float, float, float] | None:
+    if transform is None:
+        return None
+    xs, ys = zip(
+        *(
+            transform * (c, r)
+            for r, c in (
+                (w.row_off, w.col_off),
+                (w.row_off, w.col_off + w.width),
+                (w.row_off + w.height, w.col_off),
+                (w.row_off + w.height, w.col_off + w.width),
+            )
+        ),
+        strict=True,
+    )
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _valid_mask(data: np.ndarray, scene: Scene, window: ChipWindow) -> np.ndarray:
+    """Valid pixels: inside the scene and, where nodata is set, any band not nodata (GDAL)."""
+    valid = np.ones((1, window.height, window.width), dtype=bool)
+    if scene.nodata is not None:
+        nodata = scene.nodata
+        bad = np.isnan(data) if np.isnan(nodata) else data == nodata
+        valid[0] = ~bad.all(axis=0)
+    rows, cols = window.slices()
+    outside_rows = (np.arange(rows.start, rows.stop) < 0) | (
+        np.arange(rows.start, rows.stop) >= scene.height
+    )
+    outside_cols = (np.arange(cols.start, cols.stop) < 0) | (
+        np.arange(cols.start, cols.stop) >= scene.width
+    )
+    valid[0, outside_rows, :] = False
+    valid[0, :, outside_cols] = False
+    return valid

@@ -1,0 +1,72 @@
+"""Exceptions and warnings raised by geochips.
+
+Every error geochips raises on purpose derives from :class:`GeochipsError` and also from
+the builtin that a caller would catch without knowing geochips, so ``except ValueError``
+keeps working::
+
+    GeochipsError
+    ├── InvalidParameterError (ValueError)     size, stride, overlap, edge, bands, ...
+    ├── SceneReadError (OSError)                a scene could not be opened or read
+    │   └── SceneHeaderError                    headers of one or more scenes were unusable
+    ├── IncompatibleScenesError (ValueError)    assets of one scene are not co-registered
+    ├── DtypeConversionError (TypeError)        a requested cast could wrap or truncate
+    ├── ChipNotFoundError (KeyError)            no chip has this id
+    ├── CollateError (ValueError)               samples of a batch cannot be stacked
+    └── IndexFileError (ValueError)             a saved index is malformed
+
+    GeochipsWarning (UserWarning)
+    └── SmallSceneWarning                       a scene yields no chip under the edge policy
+
+Messages name the scene by its href with any query string removed (signed URLs carry
+their token there), the window when there is one, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class GeochipsError(Exception):
+    """Base class for all geochips errors."""
+
+
+class InvalidParameterError(GeochipsError, ValueError):
+    """A parameter is out of range or contradicts another one."""
+
+
+class SceneReadError(GeochipsError, OSError):
+    """A scene could not be opened or read."""
+
+
+class SceneHeaderError(SceneReadError):
+    """The headers of one or more scenes could not be read or are unusable."""
+
+
+class IncompatibleScenesError(GeochipsError, ValueError):
+    """Assets stacked into one scene disagree on their grid."""
+
+
+class DtypeConversionError(GeochipsError, TypeError):
+    """A requested dtype conversion could wrap around or truncate values."""
+
+
+class ChipNotFoundError(GeochipsError, KeyError):
+    """No chip of the index has the requested chip id."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ repr()s its argument, which would quote the whole sentence.
+        return str(self.args[0]) if self.args else ""
+
+
+class CollateError(GeochipsError, ValueError):
+    """Samples of one batch cannot be stacked into a tensor."""
+
+
+class IndexFileError(GeochipsError, ValueError):
+    """A saved chip index is missing, malformed or of an unknown version."""
+
+
+class GeochipsWarning(UserWarning):
+    """Base class for all geochips warnings."""
+
+
+class SmallSceneWarning(GeochipsWarning):
+    """A scene is smaller than one chip and yields no chip under the edge policy."""

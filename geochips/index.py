@@ -1,0 +1,434 @@
+"""The chip index: every window of every scene, computed from headers, stored as columns.
+
+A :class:`ChipIndex` holds the scene headers and one NumPy array per column (``scene``,
+``row_off``, ``col_off``, ``height``, ``width``, plus any extra column such as STAC
+properties), so a million chips cost a few tens of bytes each, select and pickle cheaply,
+and are built without a Python loop per chip.
+
+Chip ids are ``"<scene id>/<level>/<row_off>/<col_off>/<height>x<width>"`` with level
+``full`` or ``ov<k>``: they name the scene, the grid and the window, not a position, so they
+survive selection, splitting, re-ordering and a save/load.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, overload
+
+import numpy as np
+
+from geochips import hrefs
+from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
+from geochips.scenes import Scene, read_headers
+from geochips.signing import Signer, SignSpec, resolve_signer
+from geochips.sources import find_sources
+from geochips.windows import (
+    ChipWindow,
+    Pair,
+    PairLike,
+    grid_windows,
+    resolve_grid,
+    window_bounds,
+)
+
+WINDOW_COLUMNS = ("scene", "row_off", "col_off", "height", "width")
+
+
+class Chip(NamedTuple):
+    """One entry of the index, as iteration and ``index[i]`` return it."""
+
+    chip_id: str
+    scene: Scene
+    window: ChipWindow
+
+
+def level_name(overview_level: int | None) -> str:
+    """Return the level part of a chip id: ``"full"`` or ``"ov<k>"``."""
+    return "full" if overview_level is None else f"ov{overview_level}"
+
+
+class ChipIndex:
+    """Windows of scenes, as columns; ``len(index)`` is the number of chips.
+
+    **Usage**::
+
+        index = ChipIndex.build(["a.tif", "b.tif"], size=512, stride=256)
+        index.chip_ids[0]          # 'a/full/0/0/512x512'
+        index[index.column("scene") == 0]   # a new index with the chips of scene a
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[Scene],
+        columns: dict[str, np.ndarray],
+        *,
+        size: Pair | None = None,
+        stride: Pair | None = None,
+        edge: str | None = None,
+        signer: Signer | None = None,
+    ) -> None:
+        missing = [c for c in WINDOW_COLUMNS if c not in columns]
+        if missing:
+            raise InvalidParameterError(f"index columns {missing} are missing")
+        lengths = {name: len(values) for name, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise InvalidParameterError(f"index columns differ in length: {lengths}")
+        scene_col = columns["scene"]
+        if len(scene_col) and (scene_col.min() < 0 or scene_col.max() >= len(scenes)):
+            raise InvalidParameterError("index column 'scene' refers to a scene it does not have")
+        self.scenes: tuple[Scene, ...] = tuple(scenes)
+        """Scene headers; the ``scene`` column holds positions in this tuple."""
+        self._columns = dict(columns)
+        self.size = size
+        """Chip size the index was built with, ``(height, width)``."""
+        self.stride = stride
+        """Stride the index was built with, ``(height, width)``."""
+        self.edge = edge
+        """Edge policy the index was built with."""
+        self.signer = signer
+        """Signer applied to hrefs at read time (never saved)."""
+        self._chip_ids: list[str] | None = None
+        self._positions: dict[str, int] | None = None
+
+    # -- building ---------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        sources: object,
+        *,
+        size: PairLike = 512,
+        stride: PairLike | None = None,
+        overlap: PairLike | None = None,
+        edge: str = "drop",
+        overview_level: int | None = None,
+        assets: Sequence[str] | None = None,
+        properties: Sequence[str] = (),
+        sign: SignSpec = None,
+        workers: int = 8,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ChipIndex:
+        """Read scene headers (never pixels) and lay a grid of chips over each scene.
+
+        Args:
+            sources: raster paths/URLs, a ``{scene_id: href}`` mapping, STAC items or
+                item JSON (see :mod:`geochips.sources`).
+            size: chip size in pixels, an int or ``(height, width)``.
+            stride: step between chips; defaults to ``size`` (no overlap).
+            overlap: alternative to ``stride``: ``stride = size - overlap``.
+            edge: ``"drop"``, ``"pad"`` or ``"shift"`` (see :mod:`geochips.windows`).
+            overview_level: ``None`` for full resolution, ``0`` for the first overview.
+            assets: STAC asset keys to stack as bands, in order.
+            properties: STAC item properties to keep as index columns.
+            sign: ``None``, ``"planetary-computer"`` or a callable ``href -> href``.
+            workers: threads reading headers concurrently.
+            progress: called as ``progress(done, total)`` after each header.
+
+        Raises:
+            InvalidParameterError: on bad grid parameters or sources.
+            SceneHeaderError: listing every scene whose header could not be read.
+        """
+        size_hw, stride_hw = resolve_grid(size, stride, overlap, edge)
+        if overview_level is not None and (
+            isinstance(overview_level, bool)
+            or not isinstance(overview_level, (int, np.integer))
+            or overview_level < 0
+        ):
+            raise InvalidParameterError(
+                f"overview_level must be None (full resolution) or an int >= 0, "
+                f"got overview_level={overview_level!r}"
+            )
+        scene_sources = find_sources(sources, assets=assets, properties=properties)
+        signer = resolve_signer(sign)
+        scenes = read_headers(
+            scene_sources, overview_level, signer=signer, workers=workers, progress=progress
+        )
+        return cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
+
+    @classmethod
+    def from_scenes(
+        cls,
+        scenes: Sequence[Scene],
+        *,
+        size: PairLike = 512,
+        stride: PairLike | None = None,
+        overlap: PairLike | None = None,
+        edge: str = "drop",
+        signer: Signer | None = None,
+    ) -> ChipIndex:
+        """Lay a grid of chips over scenes whose headers are already read."""
+        size_hw, stride_hw = resolve_grid(size, stride, overlap, edge)
+        parts = [grid_windows(s.height, s.width, size_hw, stride_hw, edge) for s in scenes]  # type: ignore[arg-type]
+        empty = [s for s, (rows, _) in zip(scenes, parts, strict=True) if len(rows) == 0]
+        if empty:
+            names = ", ".join(f"{s.name} {s.height}x{s.width}" for s in empty)
+            warnings.warn(
+                f"{len(empty)} scene(s) smaller than the chip size {size_hw} yield no chip "
+                f"with edge={edge!r}: {names}. Use a smaller size, a coarser "
+                "overview_level, or edge='pad'",
+                SmallSceneWarning,
+                stacklevel=2,
+            )
+        counts = np.array([len(rows) for rows, _ in parts], dtype=np.int64)
+        n = int(counts.sum())
+        columns: dict[str, np.ndarray] = {
+            "scene": np.repeat(np.arange(len(scenes), dtype=np.int32), counts),
+            "row_off": np.concatenate([r for r, _ in parts]).astype(np.int32)
+            if n
+            else np.zeros(0, np.int32),
+            "col_off": np.concatenate([c for _, c in parts]).astype(np.int32)
+            if n
+            else np.zeros(0, np.int32),
+            "height": np.full(n, size_hw[0], dtype=np.int32),
+            "width": np.full(n, size_hw[1], dtype=np.int32),
+        }
+        keys = sorted({k for s in scenes for k in s.properties})
+        for key in keys:
+            per_scene = np.array([s.properties.get(key) for s in scenes], dtype=object)
+            try:
+                per_scene = per_scene.astype(np.result_type(*[type(v) for v in per_scene]))
+            except (TypeError, ValueError):
+                pass  # mixed or non-numeric values stay Python objects
+            columns[key] = per_scene[columns["scene"]]
+        return cls(scenes, columns, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
+
+    # -- the table ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._columns["scene"])
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Names of all columns, the window columns first."""
+        return tuple(self._columns)
+
+    def column(self, name: str) -> np.ndarray:
+        """Return one column as a read-only array."""
+        try:
+            values = self._columns[name]
+        except KeyError:
+            raise KeyError(
+                f"the index has no column {name!r}; it has {list(self._columns)}"
+            ) from None
+        view = values.view()
+        view.flags.writeable = False
+        return view
+
+    def with_columns(self, **columns: np.ndarray | Sequence[Any]) -> ChipIndex:
+        """Return a copy of the index with columns added or replaced."""
+        new = dict(self._columns)
+        for name, values in columns.items():
+            array = np.asarray(values)
+            if name in WINDOW_COLUMNS:
+                raise InvalidParameterError(
+                    f"column {name!r} holds the windows; it is not replaced"
+                )
+            if array.shape[:1] != (len(self),):
+                raise InvalidParameterError(
+                    f"column {name!r} has {array.shape[:1]} values for {len(self)} chips"
+                )
+            new[name] = array
+        return self._replace(new)
+
+    @property
+    def chip_ids(self) -> list[str]:
+        """Chip ids in index order (computed once, on first use)."""
+        if self._chip_ids is None:
+            names = [f"{s.id}/{level_name(s.overview_level)}" for s in self.scenes]
+            c = self._columns
+            self._chip_ids = [
+                f"{names[s]}/{r}/{col}/{h}x{w}"
+                for s, r, col, h, w in zip(
+                    c["scene"].tolist(),
+                    c["row_off"].tolist(),
+                    c["col_off"].tolist(),
+                    c["height"].tolist(),
+                    c["width"].tolist(),
+                    strict=True,
+                )
+            ]
+        return self._chip_ids
+
+    def chip_id(self, position: int) -> str:
+        """Return the id of the chip at ``position`` (without building the whole id list)."""
+        if self._chip_ids is not None:
+            return self._chip_ids[position]
+        c = self._columns
+        scene = self.scenes[int(c["scene"][position])]
+        return (
+            f"{scene.id}/{level_name(scene.overview_level)}/{int(c['row_off'][position])}/"
+            f"{int(c['col_off'][position])}/{int(c['height'][position])}x"
+            f"{int(c['width'][position])}"
+        )
+
+    def position(self, chip_id: str) -> int:
+        """Return the position of ``chip_id`` in this index.
+
+        Raises:
+            ChipNotFoundError: naming the id, if no chip has it.
+        """
+        if self._positions is None:
+            self._positions = {cid: i for i, cid in enumerate(self.chip_ids)}
+        try:
+            return self._positions[chip_id]
+        except KeyError:
+            raise ChipNotFoundError(
+                f"no chip with id {chip_id!r} in this index of {len(self)} chips "
+                f"(ids look like {self.chip_ids[0]!r})"
+                if len(self)
+                else f"no chip with id {chip_id!r}: the index is empty"
+            ) from None
+
+    def locate(self, position: int) -> tuple[int, ChipWindow]:
+        """Return the scene position and window of the chip at ``position`` (no checks)."""
+        c = self._columns
+        return int(c["scene"][position]), ChipWindow(
+            int(c["row_off"][position]),
+            int(c["col_off"][position]),
+            int(c["height"][position]),
+            int(c["width"][position]),
+        )
+
+    def window(self, position: int) -> ChipWindow:
+        """Return the window of the chip at ``position``."""
+        c = self._columns
+        return ChipWindow(
+            int(c["row_off"][position]),
+            int(c["col_off"][position]),
+            int(c["height"][position]),
+            int(c["width"][position]),
+        )
+
+    def scene_of(self, position: int) -> Scene:
+        """Return the scene of the chip at ``position``."""
+        return self.scenes[int(self._columns["scene"][position])]
+
+    def bounds(self) -> np.ndarray:
+        """Return ``(left, bottom, right, top)`` of every chip in its scene's CRS.
+
+        Rows of scenes without georeferencing are NaN; GCP scenes use their fitted transform.
+        """
+        out = np.full((len(self), 4), np.nan)
+        c = self._columns
+        for position, scene in enumerate(self.scenes):
+            if scene.transform is None:
+                continue
+            rows = np.flatnonzero(c["scene"] == position)
+            if len(rows):
+                out[rows] = window_bounds(
+                    tuple(scene.transform),
+                    c["row_off"][rows],
+                    c["col_off"][rows],
+                    c["height"][rows],
+                    c["width"][rows],
+                )
+        return out
+
+    # -- selection and iteration ---------------------------------------------------------
+
+    @overload
+    def __getitem__(self, key: int | np.integer[Any]) -> Chip: ...
+    @overload
+    def __getitem__(self, key: slice | np.ndarray | Sequence[int] | Sequence[str]) -> ChipIndex: ...
+
+    def __getitem__(self, key: Any) -> Chip | ChipIndex:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            position = self._check_position(int(key))
+            return Chip(self.chip_id(position), self.scene_of(position), self.window(position))
+        if isinstance(key, str):
+            return self[self.position(key)]
+        return self.select(key)
+
+    def _check_position(self, position: int) -> int:
+        n = len(self)
+        if not -n <= position < n:
+            raise IndexError(f"chip position {position} is out of range for {n} chips")
+        return position % n
+
+    def select(self, key: slice | np.ndarray | Sequence[int] | Sequence[str]) -> ChipIndex:
+        """Return a new index of the chips at positions, a boolean mask, a slice or chip ids.
+
+        Positions keep the order given (so a shuffled selection is shuffled).
+        """
+        if isinstance(key, slice):
+            rows: np.ndarray | slice = key
+        else:
+            values = list(key) if not isinstance(key, np.ndarray) else key
+            if len(values) and isinstance(values[0], str):
+                rows = np.array([self.position(str(v)) for v in values], dtype=np.int64)
+            else:
+                rows = np.asarray(values)
+                if rows.dtype == bool:
+                    if rows.shape != (len(self),):
+                        raise InvalidParameterError(
+                            f"a boolean mask must have one value per chip ({len(self)}), "
+                            f"got shape {rows.shape}"
+                        )
+                elif len(rows) and not np.issubdtype(rows.dtype, np.integer):
+                    raise InvalidParameterError(
+                        f"select takes positions, a boolean mask, a slice or chip ids, got "
+                        f"values of dtype {rows.dtype}"
+                    )
+                else:
+                    rows = rows.astype(np.int64)
+                    bad = rows[(rows < -len(self)) | (rows >= len(self))]
+                    if len(bad):
+                        raise IndexError(
+                            f"chip position {int(bad[0])} is out of range for {len(self)} chips"
+                        )
+        return self._replace({name: values[rows] for name, values in self._columns.items()})
+
+    def _replace(self, columns: dict[str, np.ndarray]) -> ChipIndex:
+        return ChipIndex(
+            self.scenes,
+            columns,
+            size=self.size,
+            stride=self.stride,
+            edge=self.edge,
+            signer=self.signer,
+        )
+
+    def __iter__(self) -> Iterator[Chip]:
+        ids = self.chip_ids
+        c = self._columns
+        for position, (s, r, col, h, w) in enumerate(
+            zip(
+                c["scene"].tolist(),
+                c["row_off"].tolist(),
+                c["col_off"].tolist(),
+                c["height"].tolist(),
+                c["width"].tolist(),
+                strict=True,
+            )
+        ):
+            yield Chip(ids[position], self.scenes[s], ChipWindow(r, col, h, w))
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_chip_ids"] = None  # derived; cheaper to rebuild than to pickle
+        state["_positions"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return (
+            f"ChipIndex({len(self)} chips from {len(self.scenes)} scene(s), size={self.size}, "
+            f"stride={self.stride}, edge={self.edge!r})"
+        )
+
+    def describe(self) -> str:
+        """Return a short, token-free summary: one line per scene with its chip count."""
+        counts = np.bincount(self._columns["scene"], minlength=len(self.scenes))
+        lines = [repr(self)]
+        for scene, count in zip(self.scenes, counts.tolist(), strict=True):
+            lines.append(
+                f"  {scene.id}: {count} chips, {scene.height}x{scene.width} px "
+                f"({level_name(scene.overview_level)}), {scene.count} band(s) {scene.dtype}, "
+                f"{scene.crs or 'no CRS'} [{hrefs.redact(scene.hrefs[0])}]"
+            )
+        return "\n".join(lines)

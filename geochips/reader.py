@@ -1,0 +1,241 @@
+"""Reading windows: lazily opened rasterio handles, one small cache per process and thread.
+
+Nothing here is opened before the first read, and nothing open crosses a process
+boundary: a :class:`Reader` pickles as its settings only, notices a fork (the process id
+changes) and then reopens, so DataLoader workers started by ``fork`` or ``spawn`` each
+own their handles. rasterio datasets are not thread-safe, so each thread has its own
+bounded LRU cache (``max_open`` handles; the least recently used is closed).
+
+GDAL settings for remote COGs (no directory listing on open, merged range requests, a
+bounded block cache) are set once in every process that reads, before its first open;
+``gdal_options`` overrides or extends them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.env import set_gdal_config
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+
+from geochips import hrefs
+from geochips.errors import InvalidParameterError, SceneReadError
+from geochips.scenes import Scene
+from geochips.signing import Signer
+from geochips.windows import ChipWindow
+
+DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
+    # Opening /vsicurl/ files must not list the "directory" or probe for side-car files.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    # Adjacent tiles of one chip come back in one request.
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    # Transient HTTP failures (429/5xx) are retried by GDAL itself.
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    # Decoded blocks cached per process, in MB: bounded, so many workers stay small.
+    "GDAL_CACHEMAX": 128,
+}
+
+
+class HandleCache:
+    """A bounded LRU of open datasets, keyed by (href, overview level)."""
+
+    def __init__(self, max_open: int) -> None:
+        self.max_open = max_open
+        self._open: OrderedDict[tuple[str, int | None], DatasetReader] = OrderedDict()
+
+    def get(self, key: tuple[str, int | None]) -> DatasetReader | None:
+        """Return the open dataset for ``key`` (marking it recently used), or ``None``."""
+        handle = self._open.get(key)
+        if handle is not None:
+            self._open.move_to_end(key)
+        return handle
+
+    def put(self, key: tuple[str, int | None], handle: DatasetReader) -> None:
+        """Keep ``handle`` open, closing the least recently used one beyond ``max_open``."""
+        self._open[key] = handle
+        while len(self._open) > self.max_open:
+            _, oldest = self._open.popitem(last=False)
+            oldest.close()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def clear(self) -> None:
+        """Close every handle."""
+        while self._open:
+            self._open.popitem()[1].close()
+
+
+class Reader:
+    """Read chip windows of scenes; holds no open handle until the first read.
+
+    Args:
+        max_open: open datasets kept per thread of each process.
+        gdal_options: GDAL configuration options, merged over :data:`DEFAULT_GDAL_OPTIONS`.
+        signer: turns an unsigned href into a readable one, in the reading process.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_open: int = 8,
+        gdal_options: Mapping[str, Any] | None = None,
+        signer: Signer | None = None,
+    ) -> None:
+        if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
+            raise InvalidParameterError(f"max_open must be an int >= 1, got max_open={max_open!r}")
+        self.max_open = max_open
+        self.gdal_options: dict[str, str | int] = {
+            **DEFAULT_GDAL_OPTIONS,
+            **{k: _gdal_value(v) for k, v in (gdal_options or {}).items()},
+        }
+        self.signer = signer
+        self._pid: int | None = None
+        self._local = threading.local()
+        self._caches: list[HandleCache] = []
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_open": self.max_open, "gdal_options": self.gdal_options, "signer": self.signer}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def _cache(self) -> HandleCache:
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._lock:
+                if self._pid != pid:
+                    # A forked child inherits the parent's handles in memory: forget them
+                    # without closing (closing would touch the parent's file state).
+                    self._local = threading.local()
+                    self._caches = []
+                    for key, value in self.gdal_options.items():
+                        set_gdal_config(key, value if key == "GDAL_CACHEMAX" else str(value))
+                    self._pid = pid
+        cache: HandleCache | None = getattr(self._local, "cache", None)
+        if cache is None:
+            cache = HandleCache(self.max_open)
+            self._local.cache = cache
+            with self._lock:
+                self._caches.append(cache)
+        return cache
+
+    def open_count(self) -> int:
+        """Return how many datasets this process holds open, over all threads."""
+        return sum(len(c) for c in self._caches) if self._pid == os.getpid() else 0
+
+    def close(self) -> None:
+        """Close every handle this process opened."""
+        if self._pid == os.getpid():
+            with self._lock:
+                for cache in self._caches:
+                    cache.clear()
+
+    def _handle(self, scene: Scene, file: int) -> DatasetReader:
+        cache = self._cache()
+        key = (scene.hrefs[file], scene.overview_level)
+        handle = cache.get(key)
+        if handle is None:
+            href = scene.hrefs[file]
+            path = self.signer(href) if self.signer is not None else href
+            kwargs = (
+                {} if scene.overview_level is None else {"overview_level": scene.overview_level}
+            )
+            try:
+                if scene.georef == "none":
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                        handle = rasterio.open(path, **kwargs)
+                else:
+                    handle = rasterio.open(path, **kwargs)
+            except RasterioError as exc:
+                raise SceneReadError(
+                    f"cannot open scene {scene.id!r} at {hrefs.redact(href)}: "
+                    f"{hrefs.redact_text(str(exc))}. The index was built from this file: "
+                    "check it still exists and is readable"
+                ) from None
+            cache.put(key, handle)
+        return handle
+
+    def read(
+        self,
+        scene: Scene,
+        window: ChipWindow,
+        bands: Sequence[int] | None = None,
+        fill_value: float = 0,
+    ) -> np.ndarray:
+        """Return the pixels of ``window`` as a ``(bands, height, width)`` array.
+
+        ``bands`` are 1-based positions in the stacked scene (all bands by default). The
+        part of a window outside the scene (edge ``"pad"``) is set to ``fill_value``.
+        """
+        band_map = scene.band_map()
+        wanted = [band_map[b - 1] for b in bands] if bands is not None else band_map
+        # The part of the window inside the scene; it is the whole window unless padded.
+        r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
+        r1 = min(window.row_off + window.height, scene.height)
+        c1 = min(window.col_off + window.width, scene.width)
+        inner = Window(col_off=c0, row_off=r0, width=max(c1 - c0, 0), height=max(r1 - r0, 0))
+        full = (r0, c0, r1, c1) == (
+            window.row_off,
+            window.col_off,
+            window.row_off + window.height,
+            window.col_off + window.width,
+        )
+        out = (
+            None
+            if full
+            else np.full((len(wanted), window.height, window.width), fill_value, dtype=scene.dtype)
+        )
+        if not full and (inner.width == 0 or inner.height == 0):
+            return out  # type: ignore[return-value]
+        parts = []
+        # Consecutive bands of one file are read in one call.
+        for file, indexes in _group_by_file(wanted):
+            try:
+                parts.append(self._handle(scene, file).read(indexes, window=inner))
+            except RasterioError as exc:
+                raise SceneReadError(
+                    f"cannot read window (row_off={window.row_off}, col_off={window.col_off}, "
+                    f"height={window.height}, width={window.width}) of scene {scene.id!r} at "
+                    f"{hrefs.redact(scene.hrefs[file])}: {hrefs.redact_text(str(exc))}. The "
+                    "file may be truncated or corrupt; re-download it or drop the scene"
+                ) from None
+        data = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if out is None:
+            return data
+        out[
+            :, r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off
+        ] = data
+        return out
+
+
+def _group_by_file(wanted: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
+    groups: list[tuple[int, list[int]]] = []
+    for file, band in wanted:
+        if groups and groups[-1][0] == file:
+            groups[-1][1].append(band)
+        else:
+            groups.append((file, [band]))
+    return groups
+
+
+def _gdal_value(value: Any) -> str | int:
+    # rasterio sets GDAL_CACHEMAX through GDALSetCacheMax64 and wants an int (MB below 100000).
+    if isinstance(value, bool):
+        return "YES" if value else "NO"
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return int(value)
+    return str(value)

@@ -1,0 +1,248 @@
+"""Scene headers: size, dtype, georeferencing and layout of each scene, never its pixels.
+
+A :class:`Scene` is one raster source as it will be read: one file, or several
+co-registered files (STAC assets) whose bands are stacked in order, at one overview level.
+Overview levels follow GDAL and rioxarray: ``None`` is full resolution, ``0`` the first
+overview (usually a factor of 2), and so on. Every pixel quantity of a scene (height,
+width, transform, GCPs, block shape) is given in the grid of that level.
+
+Scenes georeferenced only by ground control points (Sentinel-1 GRD) keep their GCPs, scaled
+to the level, and get the least-squares affine transform that fits them, so bounds and
+footprints are approximate but never a silent identity transform.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import rasterio
+from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.transform import from_gcps
+
+from geochips import hrefs
+from geochips.errors import IncompatibleScenesError, SceneHeaderError
+from geochips.signing import Signer
+from geochips.sources import SceneSource
+
+Georef = Literal["transform", "gcps", "none"]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Header of one scene, read once; plain data that pickles cheaply."""
+
+    id: str
+    """Stable scene id, the prefix of its chip ids."""
+    hrefs: tuple[str, ...]
+    """Unsigned hrefs, one per stacked file."""
+    assets: tuple[str, ...]
+    """STAC asset keys matching ``hrefs`` (``()`` for plain files)."""
+    overview_level: int | None
+    """Overview level read (``None``: full resolution)."""
+    height: int
+    width: int
+    band_counts: tuple[int, ...]
+    """Number of bands of each file in ``hrefs``."""
+    dtype: str
+    nodata: float | None
+    crs: str | None
+    """``"EPSG:<code>"`` when the CRS has one, else WKT; ``None`` when not georeferenced."""
+    transform: Affine | None
+    """Pixel-to-CRS transform of the read grid (fitted to the GCPs for GCP scenes)."""
+    georef: Georef
+    gcps: tuple[tuple[float, float, float, float], ...] = ()
+    """``(row, col, x, y)`` ground control points in the read grid (GCP scenes only)."""
+    block_shape: tuple[int, int] = (1, 1)
+    """Internal block (tile or strip) shape of the first file at the read level."""
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
+    full_shape: tuple[int, int] = (0, 0)
+    """``(height, width)`` of the full-resolution grid."""
+    properties: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def count(self) -> int:
+        """Number of bands of the stacked scene."""
+        return sum(self.band_counts)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the read grid."""
+        return self.height, self.width
+
+    @property
+    def name(self) -> str:
+        """What messages call the scene: its id and redacted first href."""
+        return f"{self.id!r} ({hrefs.redact(self.hrefs[0])})"
+
+    def band_map(self) -> list[tuple[int, int]]:
+        """Return ``(file position, band index in that file)`` for every stacked band."""
+        return [(f, b) for f, n in enumerate(self.band_counts) for b in range(1, n + 1)]
+
+
+def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
+    if crs is None:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+
+
+def _read_one(href: str, overview_level: int | None, signer: Signer | None) -> dict[str, Any]:
+    path = signer(href) if signer is not None else href
+    with rasterio.open(path) as full:
+        info: dict[str, Any] = {
+            "full_shape": (full.height, full.width),
+            "count": full.count,
+            "dtypes": set(full.dtypes),
+            "nodata": full.nodata,
+            "scales": tuple(float(s) for s in full.scales),
+            "offsets": tuple(float(o) for o in full.offsets),
+            "overviews": full.overviews(1),
+            "crs": full.crs,
+            "transform": full.transform,
+            "gcps": full.gcps,
+            "shape": (full.height, full.width),
+            "block_shape": full.block_shapes[0],
+        }
+    if overview_level is not None:
+        n = len(info["overviews"])
+        if not 0 <= overview_level < n:
+            raise SceneHeaderError(
+                f"scene {hrefs.redact(href)} has {n} overview level(s) "
+                f"({', '.join(f'{i}: 1/{f}' for i, f in enumerate(info['overviews'])) or 'none'}); "
+                f"overview_level={overview_level} does not exist: choose one of those, or "
+                "None for full resolution"
+            )
+        with rasterio.open(path, overview_level=overview_level) as ovr:
+            info["shape"] = (ovr.height, ovr.width)
+            info["block_shape"] = ovr.block_shapes[0]
+            if info["crs"] is not None and not info["gcps"][0]:
+                info["transform"] = ovr.transform
+    return info
+
+
+def read_header(
+    source: SceneSource,
+    overview_level: int | None = None,
+    signer: Signer | None = None,
+) -> Scene:
+    """Read the header of one scene (every file of it), without reading pixels.
+
+    Raises:
+        SceneHeaderError: if a file cannot be opened or lacks the overview level.
+        IncompatibleScenesError: if stacked files are not on one grid or differ in dtype.
+    """
+    infos = []
+    for href in source.hrefs:
+        try:
+            infos.append(_read_one(href, overview_level, signer))
+        except RasterioError as exc:
+            raise SceneHeaderError(
+                f"cannot open scene {source.id!r} at {hrefs.redact(href)}: "
+                f"{hrefs.redact_text(str(exc))}. Check that the path or URL exists and is "
+                "a raster GDAL can read (GeoTIFF/COG)"
+            ) from None
+    first = infos[0]
+    labels = source.assets or tuple(hrefs.redact(h) for h in source.hrefs)
+    for name, info in zip(labels[1:], infos[1:], strict=True):
+        problems = [
+            f"{what} {info[key]} vs {first[key]}"
+            for what, key in (
+                ("shape", "shape"),
+                ("crs", "crs"),
+                ("transform", "transform"),
+                ("dtypes", "dtypes"),
+                ("nodata", "nodata"),
+            )
+            if info[key] != first[key]
+        ]
+        if problems:
+            raise IncompatibleScenesError(
+                f"cannot stack {labels[0]!r} and {name!r} of scene {source.id!r} as bands: "
+                f"{'; '.join(problems)}. Index them as separate scenes, or choose assets "
+                "on one grid"
+            )
+    dtypes = first["dtypes"]
+    if len(dtypes) != 1:
+        raise IncompatibleScenesError(
+            f"scene {source.id!r} mixes band dtypes {sorted(dtypes)}; geochips reads one "
+            "dtype per scene: select bands of one dtype"
+        )
+    height, width = first["shape"]
+    gcps_list, gcps_crs = first["gcps"]
+    gcps: tuple[tuple[float, float, float, float], ...] = ()
+    if first["crs"] is not None:
+        georef: Georef = "transform"
+        crs, transform = first["crs"], first["transform"]
+    elif gcps_list:
+        georef, crs = "gcps", gcps_crs
+        full_h, full_w = first["full_shape"]
+        sy, sx = height / full_h, width / full_w
+        scaled = [
+            rasterio.control.GroundControlPoint(row=g.row * sy, col=g.col * sx, x=g.x, y=g.y)
+            for g in gcps_list
+        ]
+        gcps = tuple((g.row, g.col, g.x, g.y) for g in scaled)
+        transform = from_gcps(scaled)
+    else:
+        georef, crs, transform = "none", None, None
+    return Scene(
+        id=source.id,
+        hrefs=source.hrefs,
+        assets=source.assets,
+        overview_level=overview_level,
+        height=height,
+        width=width,
+        band_counts=tuple(i["count"] for i in infos),
+        dtype=next(iter(dtypes)),
+        nodata=first["nodata"],
+        crs=_crs_string(crs),
+        transform=transform,
+        georef=georef,
+        gcps=gcps,
+        block_shape=tuple(first["block_shape"]),
+        scales=tuple(s for i in infos for s in i["scales"]),
+        offsets=tuple(o for i in infos for o in i["offsets"]),
+        full_shape=first["full_shape"],
+        properties=dict(source.properties),
+    )
+
+
+def read_headers(
+    sources: Sequence[SceneSource],
+    overview_level: int | None = None,
+    *,
+    signer: Signer | None = None,
+    workers: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Scene]:
+    """Read the headers of many scenes concurrently (GDAL releases the GIL).
+
+    ``progress(done, total)`` is called after each scene. Every failure is collected and
+    reported in one :class:`SceneHeaderError` that names each scene.
+    """
+    results: list[Scene | None] = [None] * len(sources)
+    errors: list[SceneHeaderError | IncompatibleScenesError] = []
+    # Warnings filters are process-wide, so they are set here, around all the threads.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
+            futures = [pool.submit(read_header, s, overview_level, signer) for s in sources]
+            for done, (position, future) in enumerate(enumerate(futures), start=1):
+                try:
+                    results[position] = future.result()
+                except (SceneHeaderError, IncompatibleScenesError) as exc:
+                    errors.append(exc)
+                if progress is not None:
+                    progress(done, len(sources))
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        listing = "\n  - ".join(map(str, errors))
+        raise SceneHeaderError(f"{len(errors)} of {len(sources)} scenes failed:\n  - {listing}")
+    return [s for s in results if s is not None]

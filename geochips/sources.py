@@ -1,0 +1,127 @@
+"""Turn what the user points at into scene sources: ids and hrefs, no raster I/O.
+
+Accepted, alone or in any iterable:
+
+* a local path or URL of a raster (``"scene.tif"``, ``"https://host/scene.tif"``,
+  ``"s3://bucket/key.tif"``);
+* a mapping ``{scene_id: href}`` (or ``{scene_id: [href, ...]}`` to stack files as bands);
+* a STAC Item, ItemCollection, pystac-client search, or the path/URL of STAC Item JSON
+  (see :mod:`geochips.stac`), combined with ``assets=``;
+* a :class:`SceneSource`.
+
+A plain path's scene id is its file name without extension; where two files share a name
+(``a/B04.tif``, ``b/B04.tif``), their paths relative to the common folder are used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from geochips import hrefs
+from geochips.errors import InvalidParameterError
+
+PathLike: TypeAlias = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """One scene to index: an id and the hrefs whose bands are stacked, in order."""
+
+    id: str
+    """Stable scene id; it prefixes every chip id of the scene."""
+    hrefs: tuple[str, ...]
+    """Unsigned hrefs, one per file (asset); their bands are stacked in this order."""
+    assets: tuple[str, ...] = ()
+    """STAC asset keys matching ``hrefs``, or ``()`` for plain files."""
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    """Values that become index columns (e.g. STAC item properties)."""
+
+    def __post_init__(self) -> None:
+        if not self.hrefs:
+            raise InvalidParameterError(f"scene {self.id!r} has no href")
+        if "\n" in self.id or not self.id:
+            raise InvalidParameterError(f"scene id must be a non-empty line, got {self.id!r}")
+
+
+def _is_stac(obj: object) -> bool:
+    module = type(obj).__module__
+    if module.startswith(("pystac", "pystac_client")):
+        return True
+    return isinstance(obj, (str, os.PathLike)) and os.fspath(obj).split("?")[0].endswith(".json")
+
+
+def find_sources(
+    sources: object,
+    *,
+    assets: Sequence[str] | None = None,
+    properties: Sequence[str] = (),
+) -> list[SceneSource]:
+    """Return the scene sources named by ``sources``, in order.
+
+    Raises:
+        InvalidParameterError: on an unknown kind of source, no source at all, or two
+            scenes with the same id.
+    """
+    found: list[SceneSource] = []
+    plain: list[str] = []
+
+    def flush() -> None:
+        found.extend(_path_sources(plain))
+        plain.clear()
+
+    def visit(obj: object) -> None:
+        if isinstance(obj, SceneSource):
+            flush()
+            found.append(obj)
+        elif _is_stac(obj):
+            from geochips.stac import stac_sources  # STAC support loads only when used
+
+            flush()
+            found.extend(stac_sources(obj, assets=assets, properties=properties))
+        elif isinstance(obj, (str, os.PathLike)):
+            plain.append(hrefs.normalize(obj))
+        elif isinstance(obj, Mapping):
+            flush()
+            for scene_id, value in obj.items():
+                files = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
+                found.append(SceneSource(str(scene_id), tuple(hrefs.normalize(f) for f in files)))
+        elif isinstance(obj, Iterable):
+            for item in obj:
+                visit(item)
+        else:
+            raise InvalidParameterError(
+                f"cannot index {type(obj).__name__} {obj!r}: give raster paths or URLs, a "
+                "{scene_id: href} mapping, or STAC items with assets=[...]"
+            )
+
+    visit(sources)
+    flush()
+    if not found:
+        raise InvalidParameterError(f"no scene to index in {sources!r}")
+    if assets is not None and not any(s.assets for s in found):
+        raise InvalidParameterError(
+            "assets= selects STAC assets, but no source is a STAC item; "
+            "pass pystac Items or STAC Item JSON, or drop assets="
+        )
+    seen: dict[str, SceneSource] = {}
+    for source in found:
+        if source.id in seen:
+            raise InvalidParameterError(
+                f"two scenes have the id {source.id!r} ({hrefs.redact(seen[source.id].hrefs[0])} "
+                f"and {hrefs.redact(source.hrefs[0])}); pass a {{scene_id: href}} mapping to "
+                "name them"
+            )
+        seen[source.id] = source
+    return found
+
+
+def _path_sources(paths: list[str]) -> list[SceneSource]:
+    ids = [hrefs.stem(hrefs.redact(p)) for p in paths]
+    if len(set(ids)) < len(ids):
+        clean = [hrefs.redact(p).split("://", 1)[-1] for p in paths]
+        prefix = os.path.commonpath(clean) if len(clean) > 1 else os.path.dirname(clean[0])
+        ids = [os.path.splitext(os.path.relpath(p, prefix))[0] for p in clean]
+    return [SceneSource(i, (p,)) for i, p in zip(ids, paths, strict=True)]

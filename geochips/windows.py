@@ -1,0 +1,160 @@
+"""Pure pixel geometry of chip grids: no I/O, no torch.
+
+Conventions, settled once for the whole package:
+
+* Sizes, strides and offsets are in pixels of the grid that is read (full resolution or
+  one overview level) and are given as ``(height, width)``, NumPy order. An ``int`` means
+  the same value on both axes.
+* A window is ``(row_off, col_off, height, width)``; rows grow downwards.
+* ``edge`` says what happens where the last stride does not end on the scene edge:
+
+  ``"drop"`` (default)
+      keep only windows that lie fully inside the scene. Per axis there are
+      ``floor((length - size) / stride) + 1`` windows, the sliding-window convention of
+      xbatcher and zen3geo; a scene shorter than ``size`` has none.
+  ``"pad"``
+      also keep the partial windows at the far edges; they keep the full ``size`` and the
+      reader fills what lies outside the scene. ``ceil((length - size) / stride) + 1``
+      windows per axis (torchgeo's count), at least one.
+  ``"shift"``
+      like ``"pad"`` but the last window of each axis is moved back to end exactly on the
+      scene edge: full coverage, no padding, the last two windows overlap more. A scene
+      shorter than ``size`` has none.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, TypeAlias, get_args
+
+import numpy as np
+
+from geochips.errors import InvalidParameterError
+
+Edge: TypeAlias = Literal["drop", "pad", "shift"]
+EDGES: tuple[str, ...] = get_args(Edge)
+Pair: TypeAlias = tuple[int, int]
+PairLike: TypeAlias = int | tuple[int, int] | list[int]
+
+
+def to_pair(value: PairLike, name: str) -> Pair:
+    """Return ``value`` as a ``(height, width)`` pair of positive ints.
+
+    Raises:
+        InvalidParameterError: if a value is not a positive integer.
+    """
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair
+    ):
+        raise InvalidParameterError(
+            f"{name} must be an int or a (height, width) pair of ints, got {name}={value!r}"
+        )
+    if min(pair) <= 0:
+        raise InvalidParameterError(f"{name} must be positive, got {name}={value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def resolve_grid(
+    size: PairLike,
+    stride: PairLike | None = None,
+    overlap: PairLike | None = None,
+    edge: str = "drop",
+) -> tuple[Pair, Pair]:
+    """Check grid parameters and return ``(size, stride)`` as pairs.
+
+    ``stride`` defaults to ``size`` (chips touch without overlapping); ``overlap`` is the
+    xbatcher/zen3geo spelling of ``stride = size - overlap``. Giving both is an error.
+    """
+    if edge not in EDGES:
+        raise InvalidParameterError(
+            f"edge must be one of {', '.join(map(repr, EDGES))}, got edge={edge!r}"
+        )
+    size_hw = to_pair(size, "size")
+    if stride is not None and overlap is not None:
+        raise InvalidParameterError(
+            f"give stride or overlap, not both (got stride={stride!r}, overlap={overlap!r}); "
+            "stride = size - overlap"
+        )
+    if overlap is not None:
+        over = (overlap, overlap) if isinstance(overlap, (int, np.integer)) else tuple(overlap)
+        if len(over) != 2 or not all(isinstance(v, (int, np.integer)) for v in over):
+            raise InvalidParameterError(
+                f"overlap must be an int or a (height, width) pair, got overlap={overlap!r}"
+            )
+        if min(over) < 0 or any(o >= s for o, s in zip(over, size_hw, strict=True)):
+            raise InvalidParameterError(
+                "overlap must be at least 0 and less than the chip size, but the chip size "
+                f"is {size_hw} and the overlap is {overlap!r}"
+            )
+        return size_hw, (size_hw[0] - int(over[0]), size_hw[1] - int(over[1]))
+    return size_hw, size_hw if stride is None else to_pair(stride, "stride")
+
+
+def axis_offsets(length: int, size: int, stride: int, edge: Edge) -> np.ndarray:
+    """Return the start offsets of the windows along one axis, as int64."""
+    if length < size:
+        return np.zeros(1 if edge == "pad" else 0, dtype=np.int64)
+    if edge == "drop":
+        count = (length - size) // stride + 1
+    else:
+        count = -(-(length - size) // stride) + 1  # ceil: keep the partial last window
+    offsets = np.arange(count, dtype=np.int64) * stride
+    if edge == "shift":
+        offsets[-1] = length - size
+    return offsets
+
+
+def chip_count(height: int, width: int, size: Pair, stride: Pair, edge: Edge) -> int:
+    """Return the number of windows of a ``height`` x ``width`` scene, by formula."""
+    return len(axis_offsets(height, size[0], stride[0], edge)) * len(
+        axis_offsets(width, size[1], stride[1], edge)
+    )
+
+
+def grid_windows(
+    height: int, width: int, size: Pair, stride: Pair, edge: Edge
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(row_off, col_off)`` of every window of one scene, in row-major order.
+
+    All windows have the full ``size``; with ``edge="pad"`` the last ones reach past the
+    scene edge.
+    """
+    rows = axis_offsets(height, size[0], stride[0], edge)
+    cols = axis_offsets(width, size[1], stride[1], edge)
+    return np.repeat(rows, len(cols)), np.tile(cols, len(rows))
+
+
+class ChipWindow(NamedTuple):
+    """A window in the read grid of a scene: named fields, NumPy order."""
+
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+
+    def slices(self) -> tuple[slice, slice]:
+        """Return ``(rows, cols)`` slices, e.g. to cut the same window from an array."""
+        return (
+            slice(self.row_off, self.row_off + self.height),
+            slice(self.col_off, self.col_off + self.width),
+        )
+
+
+def window_bounds(
+    transform: tuple[float, ...],
+    row_off: np.ndarray,
+    col_off: np.ndarray,
+    height: np.ndarray,
+    width: np.ndarray,
+) -> np.ndarray:
+    """Return ``(left, bottom, right, top)`` of windows under an affine ``transform``.
+
+    Vectorised over windows; the bounding box of the four corners, so rotated grids
+    (and GCP-fitted transforms) get the box that contains the window.
+    """
+    a, b, c, d, e, f = transform[:6]
+    rows = np.stack([row_off, row_off, row_off + height, row_off + height]).astype(np.float64)
+    cols = np.stack([col_off, col_off + width, col_off, col_off + width]).astype(np.float64)
+    xs = a * cols + b * rows + c
+    ys = d * cols + e * rows + f
+    return np.stack([xs.min(0), ys.min(0), xs.max(0), ys.max(0)], axis=-1)
