@@ -220,7 +220,7 @@ class ChipDataset(Dataset[Sample]):
             "crs": scene.crs,
             "transform": None
             if scene.transform is None
-            else scene.transform * Affine.translation(window.col_off, window.row_off),
+            else scene.transform @ Affine.translation(window.col_off, window.row_off),
         }
         if self.with_valid:
             sample["valid"] = torch.from_numpy(_valid_mask(data, scene, window))
@@ -293,7 +293,7 @@ def _bounds(transform: Affine | None, w: ChipWindow) -> tuple[float, float, floa
         return None
     xs, ys = zip(
         *(
-            transform * (c, r)
+            transform @ (c, r)
             for r, c in (
                 (w.row_off, w.col_off),
                 (w.row_off, w.col_off + w.width),

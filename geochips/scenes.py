@@ -137,6 +137,14 @@ def read_header(
         SceneHeaderError: if a file cannot be opened or lacks the overview level.
         IncompatibleScenesError: if stacked files are not on one grid or differ in dtype.
     """
+    # A scene without georeferencing is handled (georef="none"), so rasterio's warning
+    # about it says nothing new.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return _read_header(source, overview_level, signer)
+
+
+def _read_header(source: SceneSource, overview_level: int | None, signer: Signer | None) -> Scene:
     infos = []
     for href in source.hrefs:
         try:
@@ -232,7 +240,7 @@ def read_headers(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
-            futures = [pool.submit(read_header, s, overview_level, signer) for s in sources]
+            futures = [pool.submit(_read_header, s, overview_level, signer) for s in sources]
             for done, (position, future) in enumerate(enumerate(futures), start=1):
                 try:
                     results[position] = future.result()

@@ -8,6 +8,7 @@ values within the dtype (and exact in float32).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
 Layout = Literal["cog", "tiled", "striped"]
@@ -43,7 +45,7 @@ def write_scene(
     count: int = 3,
     dtype: str = "uint16",
     nodata: float | None = None,
-    layout: Layout = "cog",
+    layout: Layout = "tiled",
     blocksize: int = 16,
     compress: str = "deflate",
     overviews: Sequence[int] = (),
@@ -54,10 +56,13 @@ def write_scene(
 ) -> str:
     """Write a GeoTIFF with position-encoded pixels (or ``data``) and return its path.
 
-    ``layout="cog"`` goes through GDAL's COG driver (tiles, overviews after the data, as
-    published COGs are); ``"tiled"`` and ``"striped"`` write plain GeoTIFFs. ``gcps`` (in
+    ``layout="cog"`` goes through GDAL's COG driver (tiles of at least 128 px, overviews
+    after the data, as published COGs are); ``"tiled"`` (any block size, for small test
+    scenes) and ``"striped"`` write plain GeoTIFFs. ``gcps`` (in
     EPSG:4326) replace the CRS and transform, as in Sentinel-1 GRD files.
     """
+    if layout == "cog" and blocksize < 128:
+        raise ValueError(f"GDAL's COG driver needs blocksize >= 128, got {blocksize}")
     pixels = position_values(count, height, width, dtype) if data is None else data
     count, height, width = pixels.shape
     profile: dict[str, Any] = {
@@ -77,7 +82,23 @@ def write_scene(
     else:
         profile.update(tiled=False, blockysize=1)
     target = os.fspath(path)
+    with warnings.catch_warnings():
+        # Scenes without a CRS are written on purpose.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        _write(target, pixels, profile, layout, blocksize, compress, overviews, gcps)
+    return target
 
+
+def _write(
+    target: str,
+    pixels: np.ndarray,
+    profile: dict[str, Any],
+    layout: Layout,
+    blocksize: int,
+    compress: str,
+    overviews: Sequence[int],
+    gcps: Sequence[GroundControlPoint] | None,
+) -> None:
     def fill(dst: Any) -> None:
         dst.write(pixels)
         if gcps is not None:
@@ -88,7 +109,7 @@ def write_scene(
             fill(dst)
             if overviews:
                 dst.build_overviews(list(overviews), Resampling.nearest)
-        return target
+        return
     with MemoryFile() as memfile:
         with memfile.open(**profile) as dst:
             fill(dst)
@@ -102,18 +123,18 @@ def write_scene(
             if overviews:
                 options["overview_count"] = len(overviews)
             rasterio.shutil.copy(src, target, driver="COG", **options)
-    return target
 
 
 def expected_chip_count(length: int, size: int, stride: int, edge: str) -> int:
     """Count windows along one axis by walking the grid: an oracle independent of the formula.
 
-    Windows start at 0, stride, 2 * stride, ...; the walk stops at the first window that
-    reaches the scene end. ``drop`` keeps the windows fully inside, ``pad`` keeps them all,
-    ``shift`` keeps those inside plus one moved in to end on the edge if coverage fell short.
+    Windows start at 0, stride, 2 * stride, ... inside the scene; the walk stops at the first
+    window that reaches the scene end. ``drop`` keeps the windows fully inside, ``pad``
+    keeps them all, ``shift`` keeps those inside plus one moved in to end on the edge if
+    they fell short of it.
     """
     starts = [0]
-    while starts[-1] + size < length:
+    while starts[-1] + size < length and starts[-1] + stride < length:
         starts.append(starts[-1] + stride)
     inside = sum(1 for s in starts if s + size <= length)
     if edge == "drop":

@@ -42,16 +42,15 @@ def to_pair(value: PairLike, name: str) -> Pair:
     Raises:
         InvalidParameterError: if a value is not a positive integer.
     """
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair
-    ):
+    values = [value, value] if not isinstance(value, (tuple, list)) else list(value)
+    ints = [int(v) for v in values if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
+    if len(values) != 2 or len(ints) != 2:
         raise InvalidParameterError(
             f"{name} must be an int or a (height, width) pair of ints, got {name}={value!r}"
         )
-    if min(pair) <= 0:
+    if min(ints) <= 0:
         raise InvalidParameterError(f"{name} must be positive, got {name}={value!r}")
-    return int(pair[0]), int(pair[1])
+    return ints[0], ints[1]
 
 
 def resolve_grid(
@@ -101,6 +100,8 @@ def axis_offsets(length: int, size: int, stride: int, edge: Edge) -> np.ndarray:
     offsets = np.arange(count, dtype=np.int64) * stride
     if edge == "shift":
         offsets[-1] = length - size
+    elif edge == "pad":
+        offsets = offsets[offsets < length]  # a stride longer than size can overshoot
     return offsets
 
 

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import rasterio
+
+from geochips import ChipIndex, sample_data
+from geochips.errors import IncompatibleScenesError, SceneHeaderError
+from geochips.scenes import read_header, read_headers
+from geochips.sources import SceneSource
+
+
+def source(*paths, id="s"):
+    return SceneSource(id, tuple(str(p) for p in paths))
+
+
+def test_header_of_a_cog(make_scene):
+    path = make_scene(height=70, width=90, count=2, dtype="int16", nodata=-9, blocksize=32)
+    scene = read_header(source(path))
+    assert (scene.height, scene.width, scene.count, scene.dtype) == (70, 90, 2, "int16")
+    assert scene.nodata == -9
+    assert scene.crs == "EPSG:32618"
+    assert scene.georef == "transform"
+    assert tuple(scene.transform)[:6] == (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
+    assert scene.block_shape == (32, 32)
+    assert scene.scales == (1.0, 1.0) and scene.offsets == (0.0, 0.0)
+
+
+def test_overview_levels_follow_gdal(make_scene):
+    path = make_scene(height=256, width=192, count=1, blocksize=32, overviews=(2, 4))
+    with rasterio.open(path) as src:
+        factors = src.overviews(1)
+    for level, factor in enumerate(factors):
+        scene = read_header(source(path), overview_level=level)
+        with rasterio.open(path, overview_level=level) as ovr:
+            assert (scene.height, scene.width) == (ovr.height, ovr.width)
+            assert scene.transform == ovr.transform
+        assert scene.height == -(-256 // factor)
+        assert scene.full_shape == (256, 192)
+
+
+def test_missing_overview_level_is_a_clear_error(make_scene):
+    path = make_scene(height=64, width=64, count=1, blocksize=16, overviews=(2,))
+    with rasterio.open(path) as src:
+        count = len(src.overviews(1))
+    with pytest.raises(SceneHeaderError, match=f"has {count} overview level.*overview_level=5"):
+        read_header(source(path), overview_level=5)
+
+
+def test_gcp_only_scene_keeps_scaled_gcps_and_a_fitted_transform():
+    path = sample_data.path("cog_gcps.tif")
+    full = read_header(source(path))
+    ovr = read_header(source(path), overview_level=1)
+    assert full.georef == ovr.georef == "gcps"
+    assert full.crs == "EPSG:4326"
+    assert not full.transform.is_identity and not ovr.transform.is_identity
+    with rasterio.open(path) as src:
+        gcps = src.gcps[0]
+    # The fitted transform maps each GCP's pixel to within ~2 km of its ground position.
+    errors = [np.hypot(*np.subtract(full.transform @ (g.col, g.row), (g.x, g.y))) for g in gcps]
+    assert max(errors) < 0.02
+    # At overview level 1 (factor 4), the GCPs are scaled to the smaller grid.
+    sy, sx = ovr.height / full.height, ovr.width / full.width
+    assert ovr.gcps[5][:2] == pytest.approx((gcps[5].row * sy, gcps[5].col * sx))
+    corner = np.array(ovr.transform @ (ovr.width, ovr.height))
+    assert corner == pytest.approx(np.array(full.transform @ (full.width, full.height)), abs=1e-6)
+
+
+def test_scene_without_any_georeferencing(make_scene):
+    path = make_scene(height=20, width=20, count=1, crs=None)
+    scene = read_header(source(path))
+    assert (scene.georef, scene.crs, scene.transform) == ("none", None, None)
+
+
+def test_stacked_files_must_share_a_grid(make_scene):
+    a = make_scene(height=30, width=30, count=1)
+    b = make_scene(height=30, width=31, count=1)
+    with pytest.raises(IncompatibleScenesError, match=r"shape \(30, 31\) vs \(30, 30\)"):
+        read_header(source(a, b))
+    c = make_scene(height=30, width=30, count=2)
+    stacked = read_header(source(a, c))
+    assert stacked.count == 3 and stacked.band_counts == (1, 2)
+
+
+def test_missing_and_non_raster_files_are_reported_together(tmp_path, make_scene):
+    good = make_scene()
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    sources = [
+        source(good, id="good"),
+        source(tmp_path / "gone.tif", id="gone"),
+        source(text, id="notes"),
+    ]
+    with pytest.raises(SceneHeaderError) as caught:
+        read_headers(sources)
+    message = str(caught.value)
+    assert "2 of 3 scenes failed" in message
+    assert "'gone'" in message and "gone.tif" in message
+    assert "'notes'" in message and "notes.tif" in message
+    assert isinstance(caught.value, OSError)
+
+
+def test_reading_headers_never_reads_pixels(make_scene, monkeypatch):
+    paths = [make_scene(height=64, width=64, overviews=(2,)) for _ in range(3)]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pixels were read while building the index")
+
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read", refuse)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "read_masks", refuse)
+    monkeypatch.setattr(rasterio.io.DatasetReader, "dataset_mask", refuse)
+    index = ChipIndex.build(paths, size=16, overview_level=0)
+    assert len(index) == 3 * 2 * 2  # 32x32 at overview 0
+    with pytest.raises(AssertionError, match="pixels were read"):
+        rasterio.open(paths[0]).read(1)  # the guard works
