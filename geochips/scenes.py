@@ -121,7 +121,7 @@ def _read_one(href: str, overview_level: int | None, signer: Signer | None) -> d
         with rasterio.open(path, overview_level=overview_level) as ovr:
             info["shape"] = (ovr.height, ovr.width)
             info["block_shape"] = ovr.block_shapes[0]
-            if info["crs"] is not None and not info["gcps"][0]:
+            if not info["gcps"][0]:
                 info["transform"] = ovr.transform
     return info
 
@@ -184,7 +184,8 @@ def _read_header(source: SceneSource, overview_level: int | None, signer: Signer
     height, width = first["shape"]
     gcps_list, gcps_crs = first["gcps"]
     gcps: tuple[tuple[float, float, float, float], ...] = ()
-    if first["crs"] is not None:
+    if first["crs"] is not None or not (gcps_list or first["transform"].is_identity):
+        # A geotransform without a CRS still places chips relative to each other.
         georef: Georef = "transform"
         crs, transform = first["crs"], first["transform"]
     elif gcps_list:

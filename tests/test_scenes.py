@@ -111,3 +111,15 @@ def test_reading_headers_never_reads_pixels(make_scene, monkeypatch):
     assert len(index) == 3 * 2 * 2  # 32x32 at overview 0
     with pytest.raises(AssertionError, match="pixels were read"):
         rasterio.open(paths[0]).read(1)  # the guard works
+
+
+def test_a_geotransform_without_crs_is_kept(make_scene):
+    from affine import Affine
+
+    path = make_scene(height=20, width=20, count=1, crs=None)
+    with pytest.warns(rasterio.errors.NotGeoreferencedWarning):
+        with rasterio.open(path, "r+") as dst:  # rasterio warns before the transform is set
+            dst.transform = Affine(2.0, 0.0, 100.0, 0.0, -2.0, 50.0)
+    scene = read_header(source(path))
+    assert (scene.georef, scene.crs) == ("transform", None)
+    assert scene.transform == Affine(2.0, 0.0, 100.0, 0.0, -2.0, 50.0)
