@@ -42,7 +42,9 @@ DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
     # Transient HTTP failures (429/5xx) are retried by GDAL itself.
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
-    # Decoded blocks cached per process, in MB: bounded, so many workers stay small.
+    # Decoded blocks cached per process, in MB (as GDAL reads it: below 100000 is MB): bounded,
+    # so many workers stay small, and large enough to keep the tiles that neighbouring
+    # chips of an overlapping grid share (128 MB = 256 uint16 512x512 tiles).
     "GDAL_CACHEMAX": 128,
 }
 
@@ -122,7 +124,9 @@ class Reader:
                     self._local = threading.local()
                     self._caches = []
                     for key, value in self.gdal_options.items():
-                        set_gdal_config(key, value if key == "GDAL_CACHEMAX" else str(value))
+                        set_gdal_config(
+                            key, _cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value)
+                        )
                     self._pid = pid
         cache: HandleCache | None = getattr(self._local, "cache", None)
         if cache is None:
@@ -232,8 +236,19 @@ def _group_by_file(wanted: list[tuple[int, int]]) -> list[tuple[int, list[int]]]
     return groups
 
 
+def _cache_bytes(value: str | int) -> int:
+    """GDAL_CACHEMAX as GDAL reads it (MB below 100000, else bytes), in bytes.
+
+    rasterio passes an int GDAL_CACHEMAX straight to GDALSetCacheMax64, which takes bytes:
+    ``128`` would be a 128-byte block cache, so every tile shared by overlapping chips was
+    decoded again (benchmarks/RESULTS.md, 512/256 grid).
+    """
+    mb_or_bytes = int(value)
+    return mb_or_bytes * 1024 * 1024 if mb_or_bytes < 100_000 else mb_or_bytes
+
+
 def _gdal_value(value: Any) -> str | int:
-    # rasterio sets GDAL_CACHEMAX through GDALSetCacheMax64 and wants an int (MB below 100000).
+    # GDAL_CACHEMAX must be an int for rasterio (see _cache_bytes); other options are strings.
     if isinstance(value, bool):
         return "YES" if value else "NO"
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
