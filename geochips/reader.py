@@ -123,13 +123,15 @@ class Reader:
                     # without closing (closing would touch the parent's file state).
                     self._local = threading.local()
                     self._caches = []
-                    for key, value in self.gdal_options.items():
-                        set_gdal_config(
-                            key, _cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value)
-                        )
                     self._pid = pid
         cache: HandleCache | None = getattr(self._local, "cache", None)
         if cache is None:
+            # Outside the main thread rasterio sets options thread-locally
+            # (CPLSetThreadLocalConfigOption), so every reading thread applies them once:
+            # set only by the first thread of a __getitems__ pool, the other threads
+            # probed for side-car files (404s) on each open.
+            for key, value in self.gdal_options.items():
+                set_gdal_config(key, _cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value))
             cache = HandleCache(self.max_open)
             self._local.cache = cache
             with self._lock:

@@ -1,5 +1,7 @@
 """The settings and fast paths the benchmarks rely on, checked for correctness (never timed)."""
 
+import threading
+
 import numpy as np
 import pytest
 import rasterio
@@ -50,3 +52,20 @@ def test_valid_with_a_float_nodata_on_real_uint16_scenes():
             r, c, h, w = sample["window"]
             mask = src.dataset_mask(window=Window(col_off=c, row_off=r, width=w, height=h))
             np.testing.assert_array_equal(sample["valid"].numpy()[0], mask > 0)
+
+
+def test_every_reading_thread_gets_the_gdal_options(make_scene):
+    # rasterio sets options thread-locally outside the main thread: each pool thread of
+    # __getitems__ must apply them itself, or its opens probe for side-car files.
+    index = ChipIndex.build([make_scene(height=64, width=64)], size=16)
+    dataset = ChipDataset(index, threads=2, gdal_options={"GEOCHIPS_TEST_OPTION": "on"})
+    pool = dataset._executor(2)
+    barrier = threading.Barrier(2)
+
+    def read_in_pool(position: int) -> str | None:
+        barrier.wait()  # both threads read, not one of them twice
+        dataset[position]
+        return get_gdal_config("GEOCHIPS_TEST_OPTION")
+
+    assert list(pool.map(read_in_pool, [0, 1])) == ["on", "on"]
+    assert get_gdal_config("GEOCHIPS_TEST_OPTION") is None  # the main thread read nothing
