@@ -22,6 +22,7 @@ from geochips.errors import (
     IncompatibleScenesError,
     IndexFileError,
     InvalidParameterError,
+    LeakageError,
     SceneHeaderError,
     SceneReadError,
     SmallSceneWarning,
@@ -29,6 +30,7 @@ from geochips.errors import (
 from geochips.index import Chip, ChipIndex
 from geochips.scenes import Scene, read_header, read_headers
 from geochips.sources import SceneSource, find_sources
+from geochips.splits import LeakageReport, SplitReport, Splits, check_leakage, spatial_split
 from geochips.windows import ChipWindow
 
 __version__ = "0.1.0"
@@ -46,14 +48,20 @@ __all__ = [
     "IncompatibleScenesError",
     "IndexFileError",
     "InvalidParameterError",
+    "LeakageError",
+    "LeakageReport",
     "Sample",
     "Scene",
     "SceneHeaderError",
     "SceneReadError",
     "SceneSource",
     "SmallSceneWarning",
+    "SplitReport",
+    "Splits",
+    "check_leakage",
     "collate",
     "find_sources",
     "read_header",
     "read_headers",
+    "spatial_split",
 ]

@@ -12,6 +12,7 @@ keeps working::
     ├── DtypeConversionError (TypeError)        a requested cast could wrap or truncate
     ├── ChipNotFoundError (KeyError)            no chip has this id
     ├── CollateError (ValueError)               samples of a batch cannot be stacked
+    ├── LeakageError (ValueError)               chips of different splits share ground
     └── IndexFileError (ValueError)             a saved index is malformed
 
     GeochipsWarning (UserWarning)
@@ -58,6 +59,15 @@ class ChipNotFoundError(GeochipsError, KeyError):
 
 class CollateError(GeochipsError, ValueError):
     """Samples of one batch cannot be stacked into a tensor."""
+
+
+class LeakageError(GeochipsError, ValueError):
+    """Chips of different splits share ground or pixels (see ``.report.leaks``)."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+        """The :class:`~geochips.splits.LeakageReport` with every offending pair."""
 
 
 class IndexFileError(GeochipsError, ValueError):
