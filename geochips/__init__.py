@@ -27,6 +27,7 @@ from geochips.errors import (
     SceneReadError,
     SmallSceneWarning,
 )
+from geochips.filters import estimate_valid, filter_aoi
 from geochips.index import Chip, ChipIndex
 from geochips.scenes import Scene, read_header, read_headers
 from geochips.sources import SceneSource, find_sources
@@ -60,6 +61,8 @@ __all__ = [
     "Splits",
     "check_leakage",
     "collate",
+    "estimate_valid",
+    "filter_aoi",
     "find_sources",
     "read_header",
     "read_headers",

@@ -77,7 +77,7 @@ def index_command(args: argparse.Namespace) -> int:
     )
     print(index.describe())
     if args.out:
-        index.save(args.out)  # type: ignore[attr-defined]
+        index.save(args.out)
         print(f"saved {len(index)} chips to {args.out}")
     return 0
 

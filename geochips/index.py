@@ -12,6 +12,7 @@ survive selection, splitting, re-ordering and a save/load.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
@@ -432,3 +433,38 @@ class ChipIndex:
                 f"{scene.crs or 'no CRS'} [{hrefs.redact(scene.hrefs[0])}]"
             )
         return "\n".join(lines)
+
+    # -- footprints and files (geochips.footprints, geochips.parquet) --------------------
+
+    def footprints(self, frame: str = "scene") -> np.ndarray:
+        """Return each chip's footprint as a shapely geometry (``None`` where unknown).
+
+        ``frame`` is ``"scene"`` (each scene's CRS), ``"pixel"`` or a CRS such as
+        ``"EPSG:4326"`` (cut at the antimeridian); see :mod:`geochips.footprints`.
+        """
+        from geochips.footprints import footprints
+
+        columns = {name: self._columns[name] for name in WINDOW_COLUMNS}
+        return footprints(self.scenes, columns, frame)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the index as GeoParquet (needs ``pip install geochips[parquet]``).
+
+        One row per chip with its id, scene, unsigned hrefs, window, every column and its
+        footprint in longitude/latitude; the signer is never saved. See
+        :mod:`geochips.parquet`.
+        """
+        from geochips.parquet import save_index
+
+        save_index(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, sign: SignSpec = None) -> ChipIndex:
+        """Read an index written by :meth:`save`; ``sign`` re-attaches a signer.
+
+        Raises:
+            IndexFileError: if the file is missing, malformed or of an unknown version.
+        """
+        from geochips.parquet import load_index
+
+        return load_index(path, sign=sign)

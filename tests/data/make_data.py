@@ -42,6 +42,7 @@ def main(shared: Path) -> None:
     tiler = shared / "rio-tiler"
     for name in ("cog_dateline.tif", "cog_nodata.tif"):
         shutil.copyfile(tiler / name, HERE / name)
+    shutil.copyfile(shared / "solaris" / "geotiff_labels.geojson", HERE / "solaris_labels.geojson")
     for name in ("mosaic_cog1", "mosaic_cog2"):
         derive_overview(tiler / f"{name}.tif", HERE / f"{name}_ov0.tif")
 

@@ -1,0 +1,229 @@
+"""The saved index: GeoParquet that other tools read, and an exact, code-free round trip."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from rasterio.warp import transform as warp_transform
+
+from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
+from geochips.errors import InvalidParameterError
+from geochips.sample_data import path as sample_path
+from geochips.sources import SceneSource
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def index():
+    """Real scenes of every kind: projected, antimeridian, GCP-only, multi-band with nodata."""
+    sources = [
+        str(DATA / "mosaic_cog1_ov0.tif"),
+        str(DATA / "cog_dateline.tif"),
+        str(sample_path("cog_gcps.tif")),
+        str(sample_path("RGB.byte.tif")),
+    ]
+    built = estimate_valid(ChipIndex.build(sources, size=128, stride=64))
+    return spatial_split(built, {"train": 0.8, "test": 0.2}, seed=0)["train"]
+
+
+def assert_same(a, b):
+    assert a.scenes == b.scenes
+    assert a.chip_ids == b.chip_ids
+    assert a.column_names == b.column_names
+    for name in a.column_names:
+        x, y = a.column(name), b.column(name)
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        assert x.tolist() == y.tolist(), name
+    assert (a.size, a.stride, a.edge) == (b.size, b.stride, b.edge)
+
+
+def test_round_trip_is_exact(index, tmp_path):
+    extra = index.with_columns(
+        cloud=np.linspace(0, 1, len(index)),
+        tile=np.array([None if i % 3 == 0 else f"t{i}" for i in range(len(index))], dtype=object),
+        code=np.arange(len(index), dtype=np.int64),
+        flag=np.arange(len(index)) % 2 == 0,
+        label=np.array(["a", "bb"] * (len(index) // 2) + ["a"] * (len(index) % 2)),
+        embedding=np.arange(len(index) * 3, dtype=np.float32).reshape(-1, 3),
+    )
+    target = tmp_path / "chips.parquet"
+    extra.save(target)
+    back = ChipIndex.load(target)
+    assert_same(extra, back)
+    assert back.signer is None
+    # The loaded index works like the original: lookups, selection, another save.
+    assert back[extra.chip_ids[5]].window == extra[5].window
+    back.save(tmp_path / "again.parquet")
+    assert_same(back, ChipIndex.load(tmp_path / "again.parquet"))
+
+
+def test_empty_index_round_trips(index, tmp_path):
+    empty = index[[]]
+    empty.save(tmp_path / "empty.parquet")
+    assert_same(empty, ChipIndex.load(tmp_path / "empty.parquet"))
+
+
+def test_the_file_is_geoparquet_that_pyarrow_reads(index, tmp_path):
+    target = tmp_path / "chips.parquet"
+    index.save(target)
+    table = pq.read_table(target)
+    assert table.num_rows == len(index)
+    for name in (
+        "chip_id",
+        "scene_id",
+        "hrefs",
+        "assets",
+        "overview_level",
+        "row_off",
+        "col_off",
+        "height",
+        "width",
+        "split",
+        "valid_fraction",
+        "crs",
+        "geometry",
+    ):
+        assert name in table.column_names
+    geo = json.loads(table.schema.metadata[b"geo"])
+    assert geo["version"].startswith("1.") and geo["primary_column"] == "geometry"
+    column = geo["columns"]["geometry"]
+    assert column["encoding"] == "WKB"
+    assert set(column["geometry_types"]) == {"Polygon", "MultiPolygon"}
+    assert column["crs"]["id"] == {"authority": "OGC", "code": "CRS84"}
+    # Footprints decode, in lon/lat, cut at the antimeridian for the Aleutian scene.
+    geoms = shapely.from_wkb(table.column("geometry").to_pylist())
+    assert shapely.bounds(geoms)[:, 0].min() >= -180 and shapely.bounds(geoms)[:, 2].max() <= 180
+    rows = table.to_pylist()
+    dateline = [g for g, r in zip(geoms, rows, strict=True) if r["scene_id"] == "cog_dateline"]
+    assert any(g.geom_type == "MultiPolygon" for g in dateline)
+    assert all(r["crs"] == "EPSG:32660" for r in rows if r["scene_id"] == "cog_dateline")
+    gcp = [r for r in rows if r["scene_id"] == "cog_gcps"]
+    assert gcp and all(r["crs"] == "EPSG:4326" for r in gcp)
+    first = rows[0]
+    assert first["chip_id"] == index.chip_ids[0]
+    assert first["hrefs"] == list(index.scene_of(0).hrefs) and first["assets"] == []
+    assert first["overview_level"] is None and first["split"] == "train"
+    # The bbox covering column agrees with the geometry.
+    bbox = np.array([[r["bbox"][k] for k in ("xmin", "ymin", "xmax", "ymax")] for r in rows])
+    assert np.allclose(bbox, shapely.bounds(geoms))
+    # The footprint of a chip contains the lon/lat of its centre pixel.
+    bounds = index.bounds()
+    for position in (0, len(index) // 2, len(index) - 1):
+        scene = index.scene_of(position)
+        if scene.georef != "transform":
+            continue
+        cx = (bounds[position, 0] + bounds[position, 2]) / 2
+        cy = (bounds[position, 1] + bounds[position, 3]) / 2
+        (lon,), (lat,) = warp_transform(scene.crs, "EPSG:4326", [cx], [cy])
+        assert geoms[position].contains(shapely.Point(lon, lat))
+
+
+def test_geopandas_reads_the_file_when_installed(index, tmp_path):
+    geopandas = pytest.importorskip("geopandas")
+    target = tmp_path / "chips.parquet"
+    index.save(target)
+    frame = geopandas.read_parquet(target)
+    assert len(frame) == len(index) and frame.crs.to_string() in ("OGC:CRS84", "EPSG:4326")
+    assert list(frame["chip_id"]) == index.chip_ids
+
+
+def test_signed_hrefs_and_signers_are_never_saved(tmp_path, make_scene):
+    href = make_scene()
+    signed = f"{href}?se=2030-01-01&sig=SECRETSIGNATURE"
+    index = ChipIndex.build([href], size=20, sign=None)
+    # A scene whose href itself carries a token (a pre-signed URL given by the user).
+    scene = index.scenes[0]
+    leaky = ChipIndex(
+        [type(scene)(**{**scene.__dict__, "hrefs": (signed,)})],
+        {name: index.column(name) for name in index.column_names},
+        size=index.size,
+        stride=index.stride,
+        edge=index.edge,
+        signer=lambda h: h + "?sig=SECRETSIGNATURE",
+    )
+    target = tmp_path / "chips.parquet"
+    leaky.save(target)
+    assert b"SECRETSIGNATURE" not in target.read_bytes()
+    back = ChipIndex.load(target, sign=lambda h: h + "?sig=NEW")
+    assert back.scenes[0].hrefs == (href,)
+    assert back.signer is not None and back.signer("x") == "x?sig=NEW"
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda p: p.write_text("not parquet"), "cannot read"),
+        (lambda p: pq.write_table(pa.table({"a": [1]}), p), "not a geochips index"),
+        (lambda p: _edit_meta(p, lambda m: {**m, "version": 99}), "version 99"),
+        (lambda p: _edit_meta(p, lambda m: {**m, "format": "other"}), "not a valid geochips index"),
+        (
+            lambda p: _edit_meta(p, lambda m: {**m, "scenes": [{"id": 1}]}),
+            "not a valid geochips index",
+        ),
+        (lambda p: _edit_meta(p, lambda m: {**m, "scenes": []}), "not a valid geochips index"),
+        (lambda p: _edit_raw(p, b"\x80\x04\x95cos\nsystem\n"), "not a valid geochips index"),
+        (lambda p: _edit_chip_ids(p), "inconsistent"),
+        (lambda p: p.unlink(), "cannot read"),
+    ],
+)
+def test_malformed_files_are_clear_errors(index, tmp_path, damage, match):
+    target = tmp_path / "chips.parquet"
+    index[:10].save(target)
+    damage(target)
+    with pytest.raises(IndexFileError, match=match):
+        ChipIndex.load(target)
+
+
+def _edit_raw(path, raw):
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"geochips": raw}), path)
+
+
+def _edit_meta(path, change):
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"geochips"])
+    _edit_raw(path, json.dumps(change(meta)).encode())
+
+
+def _edit_chip_ids(path):
+    table = pq.read_table(path)
+    ids = table.column("chip_id").to_pylist()
+    ids[3] = "someone/else"
+    position = table.column_names.index("chip_id")
+    pq.write_table(table.set_column(position, "chip_id", pa.array(ids)), path)
+
+
+def test_columns_that_cannot_be_saved_are_refused(index, tmp_path):
+    with pytest.raises(InvalidParameterError, match="clash"):
+        index.with_columns(geometry=np.zeros(len(index))).save(tmp_path / "a.parquet")
+    mixed = np.array([1, "a"] * (len(index) // 2) + [1] * (len(index) % 2), dtype=object)
+    with pytest.raises(InvalidParameterError, match="cannot be saved"):
+        index.with_columns(mixed=mixed).save(tmp_path / "b.parquet")
+
+
+def test_stac_assets_and_overview_levels_are_kept(tmp_path):
+    band = str(sample_path("scene_band1.tif"))
+    source = SceneSource(
+        "s2", (band, str(sample_path("scene_band2.tif"))), ("B01", "B02"), {"eo:cloud_cover": 3.5}
+    )
+    index = ChipIndex.build([source], size=64, overview_level=0)
+    index.save(tmp_path / "s2.parquet")
+    back = ChipIndex.load(tmp_path / "s2.parquet")
+    assert_same(index, back)
+    assert back.scenes[0].properties == {"eo:cloud_cover": 3.5}
+    row = pq.read_table(tmp_path / "s2.parquet").to_pylist()[0]
+    assert row["assets"] == ["B01", "B02"] and row["overview_level"] == 0
+    assert row["chip_id"].startswith("s2/ov0/")
+
+
+def test_without_pyarrow_the_error_says_what_to_install(index, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ImportError, match=r"pip install geochips\[parquet\]"):
+        index.save(tmp_path / "x.parquet")
