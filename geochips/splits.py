@@ -43,10 +43,12 @@ if TYPE_CHECKING:
 
 DEFAULT_BLOCK_CHIPS = 4
 """Default block edge, in chips: ``block`` is this many times the largest chip side."""
-AREA_TOLERANCE = 1e-6
-"""Footprints reprojected into the common frame share ground when their intersection is
-larger than this fraction of the smaller one (reprojected edges are densified polylines, so
-chips that only touch may overlap by a sliver)."""
+AREA_TOLERANCE = 1e-3
+"""Footprints compared in the common frame (scenes in different CRSs, GCP scenes) share
+ground when their intersection is larger than this fraction of the smaller one, i.e. a
+strip half a pixel wide along a 512-pixel chip. Reprojected footprints are polylines
+within a hundredth of a pixel of the truth (GCP fits are good to about a pixel), so chips
+that only touch may overlap by a sliver that must not count."""
 OVERLAP = "overlap"
 NEAR = "buffer"
 REASONS = {
@@ -240,53 +242,45 @@ def conflicts(
     out_j.append(t[hit])
     out_o.append(overlap[hit])
 
-    # 2. Chips of different georeferenced scenes.
+    # 2. Chips of different scenes in one projected CRS, on affine grids: their exact
+    #    footprints in that CRS (``buffer`` is measured in it).
     geo = np.flatnonzero(ground.georef)
-    scenes_geo = {int(s) for s in np.unique(scene[geo])}
-    if len(scenes_geo) > 1:
-        native = _native_groups(ground.scenes, scenes_geo)
+    groups, group_crss = _native_groups(ground.scenes, {int(s) for s in np.unique(scene[geo])})
+    for g, crs in enumerate(group_crss):
+        rows = geo[groups[scene[geo]] == g]
+        if len(np.unique(scene[rows])) < 2:
+            continue
+        if ground.frame is not None and same_crs(crs, ground.frame):
+            exact = ground.polygons[rows]
+        else:
+            exact = footprints(ground.scenes, _rows(c, rows), "scene")
+        q, t = _pairs(exact, exact, buffer)
+        keep = (q < t) & (scene[rows[q]] != scene[rows[t]])
+        q, t = q[keep], t[keep]
+        candidates += len(q)
+        overlap, near = _exact_conflicts(ground.scenes, scene[rows], exact, q, t, buffer)
+        hit = overlap | near
+        out_i.append(rows[q[hit]])
+        out_j.append(rows[t[hit]])
+        out_o.append(overlap[hit])
+
+    # 3. Chips of scenes in different CRSs, or georeferenced by GCPs: footprints in the
+    #    common frame, where reprojected edges allow a sliver of tolerance.
+    key = np.where(groups >= 0, groups, -1 - np.arange(len(groups)))
+    if len(np.unique(key[scene[geo]])) > 1:
         polys = ground.polygons[geo]
         q, t = _pairs(polys, polys, buffer)
-        keep = (q < t) & (scene[geo[q]] != scene[geo[t]])
+        keep = (q < t) & (key[scene[geo[q]]] != key[scene[geo[t]]])
         q, t = geo[q[keep]], geo[t[keep]]
         candidates += len(q)
-        group_q = native[scene[q]]
-        same = (group_q >= 0) & (group_q == native[scene[t]])
-        overlap = np.zeros(len(q), dtype=bool)
+        a, b = ground.polygons[q], ground.polygons[t]
+        shared = shapely.area(shapely.intersection(a, b))
+        smaller = np.minimum(shapely.area(a), shapely.area(b))
+        overlap = shared > AREA_TOLERANCE * smaller
         near = np.zeros(len(q), dtype=bool)
-        if same.any():
-            # Same CRS, both on an affine grid: exact 4-corner footprints, exact test;
-            # north-up grids are rectangles, compared by their intervals.
-            qs, ts = q[same], t[same]
-            exact_q = footprints(ground.scenes, _rows(c, qs), "scene")
-            exact_t = footprints(ground.scenes, _rows(c, ts), "scene")
-            north_up = np.array([_north_up(s) for s in ground.scenes], dtype=bool)
-            rect = north_up[scene[qs]] & north_up[scene[ts]]
-            bq, bt = shapely.bounds(exact_q[rect]), shapely.bounds(exact_t[rect])
-            gap_x = np.maximum(bq[:, 0], bt[:, 0]) - np.minimum(bq[:, 2], bt[:, 2])
-            gap_y = np.maximum(bq[:, 1], bt[:, 1]) - np.minimum(bq[:, 3], bt[:, 3])
-            sub_overlap = np.zeros(len(qs), dtype=bool)
-            sub_near = np.zeros(len(qs), dtype=bool)
-            sub_overlap[rect] = (gap_x < 0) & (gap_y < 0)
-            sub_near[rect] = np.hypot(np.maximum(gap_x, 0), np.maximum(gap_y, 0)) < buffer
-            skew = ~rect
-            if skew.any():
-                sub_overlap[skew] = shapely.relate_pattern(
-                    exact_q[skew], exact_t[skew], "T********"
-                )
-                if buffer > 0:
-                    sub_near[skew] = shapely.distance(exact_q[skew], exact_t[skew]) < buffer
-            overlap[same] = sub_overlap
-            near[same] = sub_near
-        other = ~same
-        if other.any():
-            a, b = ground.polygons[q[other]], ground.polygons[t[other]]
-            shared = shapely.area(shapely.intersection(a, b))
-            smaller = np.minimum(shapely.area(a), shapely.area(b))
-            overlap[other] = shared > AREA_TOLERANCE * smaller
-            if buffer > 0:
-                near[other] = shapely.distance(a, b) < buffer
-        hit = overlap | (near & ~overlap)
+        if buffer > 0:
+            near = shapely.distance(a, b) < buffer
+        hit = overlap | near
         out_i.append(q[hit])
         out_j.append(t[hit])
         out_o.append(overlap[hit])
@@ -295,13 +289,19 @@ def conflicts(
     return i, j, np.concatenate(out_o).astype(bool), candidates
 
 
-def _native_groups(scenes: list[Scene], used: set[int]) -> np.ndarray:
-    """Group id per scene for scenes on an affine grid (same CRS, same id); -1 otherwise."""
+def _native_groups(scenes: list[Scene], used: set[int]) -> tuple[np.ndarray, list[str]]:
+    """Return a group per scene (-1: none) and the CRS of each group.
+
+    Scenes of one group share a projected CRS and lie on affine grids, so their chips can
+    be compared exactly in it; the others (GCPs, geographic CRSs) go through the frame.
+    """
     groups = np.full(len(scenes), -1, dtype=np.int64)
     crss: list[str] = []
     for s in sorted(used):
         scene = scenes[s]
         if scene.georef != "transform" or scene.crs is None:
+            continue
+        if not rasterio.crs.CRS.from_user_input(scene.crs).is_projected:
             continue
         for g, crs in enumerate(crss):
             if same_crs(crs, scene.crs):
@@ -310,7 +310,38 @@ def _native_groups(scenes: list[Scene], used: set[int]) -> np.ndarray:
         else:
             crss.append(scene.crs)
             groups[s] = len(crss) - 1
-    return groups
+    return groups, crss
+
+
+def _exact_conflicts(
+    scenes: list[Scene],
+    scene: np.ndarray,
+    exact: np.ndarray,
+    q: np.ndarray,
+    t: np.ndarray,
+    buffer: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(overlap, near)`` of pairs of exact footprints in one CRS.
+
+    North-up grids give rectangles, compared by their intervals; rotated ones are
+    compared by their interiors (DE-9IM ``T********``).
+    """
+    north_up = np.array([_north_up(s) for s in scenes], dtype=bool)
+    rect = north_up[scene[q]] & north_up[scene[t]]
+    overlap = np.zeros(len(q), dtype=bool)
+    near = np.zeros(len(q), dtype=bool)
+    bq, bt = shapely.bounds(exact[q[rect]]), shapely.bounds(exact[t[rect]])
+    gap_x = np.maximum(bq[:, 0], bt[:, 0]) - np.minimum(bq[:, 2], bt[:, 2])
+    gap_y = np.maximum(bq[:, 1], bt[:, 1]) - np.minimum(bq[:, 3], bt[:, 3])
+    overlap[rect] = (gap_x < 0) & (gap_y < 0)
+    near[rect] = ~overlap[rect] & (np.hypot(np.maximum(gap_x, 0), np.maximum(gap_y, 0)) < buffer)
+    skew = ~rect
+    if skew.any():
+        a, b = exact[q[skew]], exact[t[skew]]
+        overlap[skew] = shapely.relate_pattern(a, b, "T********")
+        if buffer > 0:
+            near[skew] = ~overlap[skew] & (shapely.distance(a, b) < buffer)
+    return overlap, near
 
 
 def _north_up(scene: Scene) -> bool:

@@ -21,6 +21,7 @@ from geochips import ChipIndex, LeakageError, Scene, check_leakage, spatial_spli
 from geochips.errors import InvalidParameterError
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
+from geochips.splits import AREA_TOLERANCE
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -200,10 +201,14 @@ def test_buffer_keeps_splits_apart(real_index):
         check_leakage(plain, buffer=buffer)
 
 
-def test_repeat_passes_put_one_place_in_one_split():
-    href = str(DATA / "mosaic_cog1_ov0.tif")
+@pytest.mark.parametrize(
+    "href",
+    [str(DATA / "mosaic_cog1_ov0.tif"), str(sample_path("cog_gcps.tif"))],
+    ids=["utm", "gcps"],
+)
+def test_repeat_passes_put_one_place_in_one_split(href):
     passes = [SceneSource("pass1", (href,)), SceneSource("pass2", (href,))]
-    index = ChipIndex.build(passes, size=32, stride=16)
+    index = ChipIndex.build(passes, size=48, stride=24)
     splits = spatial_split(index, FRACTIONS, seed=1)
     check_leakage(splits)
     where = {}
@@ -248,13 +253,60 @@ def test_scenes_in_different_utm_zones_are_compared_on_the_ground():
     i, j = np.triu_indices(len(polys), 1)
     cross = (label[i] != label[j]) & (scene[i] != scene[j])
     area = shapely.area(shapely.intersection(polys[i[cross]], polys[j[cross]]))
-    assert area.max() < 1e-6 * shapely.area(polys).min()
+    assert area.max() < AREA_TOLERANCE * shapely.area(polys).min()
     # A random split of the same chips leaks across the zones.
     rng = np.random.default_rng(0)
     label = rng.choice(2, size=len(index))
     with pytest.raises(LeakageError) as caught:
         check_leakage({"train": index.select(label == 0), "test": index.select(label == 1)})
     assert any(a.split("/")[0] != b.split("/")[0] for _, a, _, b, _ in caught.value.report.leaks)
+
+
+def test_rotated_grids_are_compared_by_their_true_footprints():
+    # Two overlapping scenes on grids rotated by 20 and 35 degrees, in one CRS.
+    scenes = [
+        synthetic(
+            f"rot{k}",
+            200,
+            200,
+            transform=Affine.translation(500_000 + 1500 * k, 4e6)
+            @ Affine.rotation(angle)
+            @ Affine.scale(30, -30),
+        )
+        for k, angle in enumerate((20, 35))
+    ]
+    index = ChipIndex.from_scenes(scenes, size=32, stride=16)
+    splits = spatial_split(index, {"a": 0.5, "b": 0.5}, seed=4, block=2000)
+    check_leakage(splits)
+    pixel_oracle(splits)
+    # Oracle: all cross-split pairs of different scenes, corners through the transforms.
+    polys, labels, scene_ids = [], [], []
+    for k, part in enumerate(splits.values()):
+        for _, scene, w in part:
+            t = scene.transform
+            corners = [
+                (w.col_off, w.row_off),
+                (w.col_off + w.width, w.row_off),
+                (w.col_off + w.width, w.row_off + w.height),
+                (w.col_off, w.row_off + w.height),
+            ]
+            polys.append(
+                shapely.Polygon(
+                    [(t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f) for c, r in corners]
+                )
+            )
+            labels.append(k)
+            scene_ids.append(scene.id)
+    polys, label, scene_id = np.array(polys), np.array(labels), np.array(scene_ids)
+    i, j = np.triu_indices(len(polys), 1)
+    cross = (label[i] != label[j]) & (scene_id[i] != scene_id[j])
+    assert cross.sum() > 1000
+    area = shapely.area(shapely.intersection(polys[i[cross]], polys[j[cross]]))
+    assert area.max() < 1e-6
+    rng = np.random.default_rng(1)
+    label = rng.choice(2, size=len(index))
+    with pytest.raises(LeakageError):
+        check_leakage({"a": index.select(label == 0), "b": index.select(label == 1)})
 
 
 def test_scenes_without_crs_are_split_in_pixel_space():
