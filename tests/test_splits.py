@@ -135,15 +135,14 @@ def test_overlapping_neighbours_share_no_ground_across_splits(real_split):
     }
     compared = same_crs_oracle(mosaic)
     assert compared > 1000
-    # Both neighbours keep chips where they overlap, in more than one split.
+    # Both neighbours keep chips where they overlap: shared ground is not simply dropped.
     overlap_x = (547185.0, 658814.0)
-    in_overlap = {
-        name: int(
-            np.sum((index.bounds()[:, 0] > overlap_x[0]) & (index.bounds()[:, 2] < overlap_x[1]))
-        )
-        for name, index in mosaic.items()
-    }
-    assert sum(v > 0 for v in in_overlap.values()) >= 2
+    kept_there = set()
+    for index in mosaic.values():
+        b = index.bounds()
+        inside = (b[:, 0] > overlap_x[0]) & (b[:, 2] < overlap_x[1])
+        kept_there |= set(index.column("scene")[inside].tolist())
+    assert kept_there == {0, 1}
 
 
 def test_a_random_split_of_the_same_chips_leaks_and_the_error_names_pairs(real_index):
@@ -328,9 +327,11 @@ def test_the_default_block_is_four_chips(real_index):
 
 def test_the_same_seed_gives_the_same_split_and_another_seed_another(real_index):
     mosaic = real_index.select(np.isin(real_index.column("scene"), [0, 1]))
-    one = spatial_split(mosaic, FRACTIONS, seed=5)
-    two = spatial_split(mosaic, FRACTIONS, seed=5)
-    other = spatial_split(mosaic, FRACTIONS, seed=6)
+    # 40 km blocks: about 50 of them, so seeds have many good deals to choose from.
+    one = spatial_split(mosaic, FRACTIONS, seed=5, block=40_000)
+    two = spatial_split(mosaic, FRACTIONS, seed=5, block=40_000)
+    other = spatial_split(mosaic, FRACTIONS, seed=6, block=40_000)
+    assert one.report.blocks > 30
     assert {k: v.chip_ids for k, v in one.items()} == {k: v.chip_ids for k, v in two.items()}
     assert {k: v.chip_ids for k, v in one.items()} != {k: v.chip_ids for k, v in other.items()}
 
