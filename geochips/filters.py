@@ -384,7 +384,10 @@ def estimate_valid(
         mask = None
         if scene.nodata is not None:
             side = int(min(cols["height"].min(), cols["width"].min()))
-            mask, _ = _coarse_valid(scene, index.signer, samples, side)
+            # In this thread (rasterio's options are thread-local): opening a remote COG
+            # must not list its "directory" or probe for side-car files.
+            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+                mask, _ = _coarse_valid(scene, index.signer, samples, side)
         out[rows] = _fractions(scene, mask, cols)
 
     with warnings.catch_warnings():

@@ -309,14 +309,37 @@ def test_rotated_grids_are_compared_by_their_true_footprints():
 
 
 def test_scenes_without_crs_are_split_in_pixel_space():
-    scenes = [synthetic("p1", 300, 200, georef="none"), synthetic("p2", 300, 200, georef="none")]
+    scenes = [
+        synthetic("p1", 300, 200, georef="none"),
+        synthetic("p2", 300, 200, georef="none"),
+        # A geotransform without a CRS places chips relative to each other only.
+        synthetic("bare", 300, 200, crs=None, transform=Affine(30, 0, 500_000, 0, -30, 4e6)),
+    ]
     index = ChipIndex.from_scenes(scenes, size=20, stride=10)
     splits = spatial_split(index, {"a": 0.5, "b": 0.5}, block=60, seed=0)
     assert splits.report.frame is None and splits.report.pixel_block == 60
     check_leakage(splits)
     pixel_oracle(splits)
-    # Two scenes without CRS are different planes: the same window may go to two splits.
+    # Scenes without CRS are different planes: the same window may go to two splits.
     assert sum(len(v) for v in splits.values()) > 0.6 * len(index)
+
+
+def test_scenes_with_and_without_crs_split_together(real_index):
+    mosaic = real_index.select(real_index.column("scene") == 0)
+    plain = ChipIndex.from_scenes([synthetic("plain", 300, 300, georef="none")], size=64, stride=32)
+    scenes = [*mosaic.scenes, *plain.scenes]
+    columns = {
+        k: np.concatenate(
+            [mosaic.column(k), plain.column(k) + (len(mosaic.scenes) if k == "scene" else 0)]
+        )
+        for k in ("scene", "row_off", "col_off", "height", "width")
+    }
+    both = ChipIndex(scenes, columns, size=(64, 64), stride=(32, 32), edge="drop")
+    splits = spatial_split(both, {"a": 0.5, "b": 0.5}, seed=1)
+    report = splits.report
+    assert report.frame == "EPSG:32618" and report.pixel_block == 4 * 64
+    check_leakage(splits)
+    pixel_oracle(splits)
 
 
 def test_the_default_block_is_four_chips(real_index):
