@@ -235,27 +235,54 @@ def footprints(
         if scene.georef == "none" or (frame != "scene" and not has_ground(scene)):
             continue
         native = frame == "scene" or same_crs(scene.crs, frame)
-        k = 1 if native and scene.georef == "transform" else points_per_side
-        cols, prows = window_rings(r_off, c_off, hgt, wid, k)
-        xs, ys = pixel_to_scene_crs(scene, cols, prows)
-        if native:
-            out[rows] = _ring_polygons(xs, ys, k, np.maximum(hgt, wid))
+        window = (r_off, c_off, hgt, wid)
+        if native and scene.georef == "transform":
+            out[rows] = _scene_polygons(scene, frame, native, window, 1)[0]
             continue
-        lons, lats = _to_lonlat(scene.crs, xs, ys)
-        to_frame = not same_crs(frame, LONLAT)
-        crossing = (lons.max(axis=1) > 180.0) | (lons.min(axis=1) < -180.0)
-        polys = np.empty(len(rows), dtype=object)
-        if crossing.any():
-            cut = cut_antimeridian(_polygons(lons[crossing], lats[crossing]))
-            polys[crossing] = _project(cut, frame) if to_frame else cut
-        plain = ~crossing
-        if plain.any():
-            px, py = lons[plain], lats[plain]
-            if to_frame:
-                px, py = reproject_points(LONLAT, frame, px, py)
-            polys[plain] = _ring_polygons(px, py, k, np.maximum(hgt, wid)[plain])
+        # Probe with the side midpoints: most chips are straight enough for 4 corners,
+        # and only the others are densified (a quarter of the points to reproject).
+        probe = min(2, points_per_side)
+        polys, straight = _scene_polygons(scene, frame, native, window, probe)
+        curved = ~straight
+        if curved.any() and points_per_side > probe:
+            sub = tuple(v[curved] for v in window)
+            polys[curved] = _scene_polygons(scene, frame, native, sub, points_per_side)[0]
         out[rows] = polys
     return out
+
+
+def _scene_polygons(
+    scene: Scene,
+    frame: str,
+    native: bool,
+    window: tuple[np.ndarray, ...],
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Footprints of windows of one scene in ``frame`` from ``k`` points per side.
+
+    Returns the polygons and whether each was found straight (and kept as 4 corners).
+    """
+    r_off, c_off, hgt, wid = window
+    pixels = np.maximum(hgt, wid)
+    cols, prows = window_rings(r_off, c_off, hgt, wid, k)
+    xs, ys = pixel_to_scene_crs(scene, cols, prows)
+    if native:
+        return _ring_polygons(xs, ys, k, pixels)
+    lons, lats = _to_lonlat(scene.crs, xs, ys)
+    to_frame = not same_crs(frame, LONLAT)
+    crossing = (lons.max(axis=1) > 180.0) | (lons.min(axis=1) < -180.0)
+    polys = np.empty(len(r_off), dtype=object)
+    straight = np.zeros(len(r_off), dtype=bool)
+    if crossing.any():
+        cut = cut_antimeridian(_polygons(lons[crossing], lats[crossing]))
+        polys[crossing] = _project(cut, frame) if to_frame else cut
+    plain = ~crossing
+    if plain.any():
+        px, py = lons[plain], lats[plain]
+        if to_frame:
+            px, py = reproject_points(LONLAT, frame, px, py)
+        polys[plain], straight[plain] = _ring_polygons(px, py, k, pixels[plain])
+    return polys, straight
 
 
 def _polygons(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -263,16 +290,18 @@ def _polygons(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return np.asarray(shapely.polygons(np.concatenate([coords, coords[:, :1]], axis=1)))
 
 
-def _ring_polygons(xs: np.ndarray, ys: np.ndarray, k: int, pixels: np.ndarray) -> np.ndarray:
+def _ring_polygons(
+    xs: np.ndarray, ys: np.ndarray, k: int, pixels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Polygons from densified rings, keeping only the corners where the edges are straight.
 
     A ring whose intermediate points lie within :data:`STRAIGHT` pixels (a pixel being the
     longest side over ``pixels``) of the chords between its corners becomes a 4-corner
     polygon: small chips barely curve when reprojected, and 5-vertex polygons intersect
-    several times faster than 33-vertex ones.
+    several times faster than 33-vertex ones. Returns the polygons and that test.
     """
     if k == 1:
-        return _polygons(xs, ys)
+        return _polygons(xs, ys), np.ones(len(xs), dtype=bool)
     corners = np.arange(4) * k
     cx, cy = xs[:, corners], ys[:, corners]
     t = np.arange(k) / k
@@ -286,7 +315,7 @@ def _ring_polygons(xs: np.ndarray, ys: np.ndarray, k: int, pixels: np.ndarray) -
         out[straight] = _polygons(cx[straight], cy[straight])
     if (~straight).any():
         out[~straight] = _polygons(xs[~straight], ys[~straight])
-    return out
+    return out, straight
 
 
 def _to_lonlat(crs: str | None, xs: np.ndarray, ys: np.ndarray) -> tuple[Any, Any]:

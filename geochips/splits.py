@@ -184,6 +184,17 @@ def _ground(scenes: list[Scene], columns: dict[str, np.ndarray], frame: str | No
     if (~georef).any():
         boxes = footprints(scenes, columns, "pixel")
         polygons[~georef] = boxes[~georef]
+    broken = np.flatnonzero(~shapely.is_valid_input(polygons) | shapely.is_missing(polygons))
+    if len(broken) == 0:
+        bounds = shapely.bounds(polygons)
+        broken = np.flatnonzero(~np.isfinite(bounds).all(axis=1))
+    if len(broken):
+        scene = scenes[int(columns["scene"][broken[0]])]
+        raise InvalidParameterError(
+            f"{len(broken)} chip(s) have no usable footprint in {frame}, e.g. in scene "
+            f"{scene.name} (its CRS {scene.crs} cannot be projected there); give another "
+            "frame= or leave the scene out"
+        )
     return _Ground(scenes, columns, frame, polygons, georef)
 
 
@@ -463,9 +474,8 @@ def _blocks(
         ],
         axis=1,
     )
-    unique, inverse = np.unique(np.concatenate([keys, centre]), axis=0, return_inverse=True)
+    _, inverse = np.unique(np.concatenate([keys, centre]), axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    del unique
     return owner[part], inverse[:total], inverse[total:]
 
 
