@@ -14,9 +14,11 @@ metrics (Kattenborn et al. 2022, ISPRS Open Journal of Photogrammetry and Remote
    are shuffled with ``seed`` and dealt to the splits so that chip counts come close to the
    fractions asked.
 3. A chip goes to the split of the block under its centre. A chip that would share ground
-   (a footprint intersection of positive area) with a chip of another split, or come
-   closer to one than ``buffer``, is moved to another split of a block it touches if that
-   removes the conflict, and dropped otherwise. Chips inside one block are never dropped.
+   (a footprint intersection of positive area; across CRSs, above :data:`AREA_TOLERANCE`)
+   with a chip of another split, or come closer to one than ``buffer``, is moved to
+   another split of a block it touches if that removes the conflict, and dropped
+   otherwise. Chips inside one block are settled first, so the chips dropped are those
+   that straddle blocks of different splits.
 
 :func:`check_leakage` proves the result without knowing how it was made: it compares
 every pair of chips of different splits, pixel windows for chips of one scene, exact
