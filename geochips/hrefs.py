@@ -7,6 +7,7 @@ message, a log line, a repr or a saved index. Everything user-facing goes throug
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import PurePosixPath
@@ -37,6 +38,41 @@ def redact_text(text: str) -> str:
     error messages that quote the URL they failed on.
     """
     return _QUERY_SECRET.sub(r"\1REDACTED", text)
+
+
+class RedactFilter(logging.Filter):
+    """A logging filter that removes token values from every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record``'s message with :func:`redact_text`; never drop a record."""
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+# rasterio logs dataset names (signed URLs) at DEBUG level, e.g. "Dataset <open
+# DatasetReader name='/vsicurl/https://...?...&sig=...'> is started." (rasterio._base).
+# Logger filters apply only to records created on that logger, so each module's is named.
+_RASTERIO_LOGGERS = (
+    "rasterio",
+    *(
+        f"rasterio.{m}"
+        for m in "_base _env _err _filepath _io _path _vsiopener _warp env io session vrt "
+        "warp shutil".split()
+    ),
+)
+_redacting = False
+
+
+def redact_logs() -> None:
+    """Make rasterio's log records token-free (installed once, when hrefs are signed)."""
+    global _redacting
+    if not _redacting:
+        _redacting = True
+        for name in _RASTERIO_LOGGERS:
+            logging.getLogger(name).addFilter(RedactFilter())
 
 
 def is_remote(href: str) -> bool:

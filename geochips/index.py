@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, overload
 
 import numpy as np
 
 from geochips import hrefs
 from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
+from geochips.reader import gdal_env
 from geochips.scenes import Scene, read_headers
-from geochips.signing import Signer, SignSpec, resolve_signer
+from geochips.signing import Signer, SignSpec, resolve_signer, unsigned_all
 from geochips.sources import find_sources
 from geochips.windows import (
     ChipWindow,
@@ -106,9 +107,10 @@ class ChipIndex:
         overview_level: int | None = None,
         assets: Sequence[str] | None = None,
         properties: Sequence[str] = (),
-        sign: SignSpec = None,
+        sign: SignSpec = "auto",
         workers: int = 8,
         progress: Callable[[int, int], None] | None = None,
+        gdal_options: Mapping[str, Any] | None = None,
     ) -> ChipIndex:
         """Read scene headers (never pixels) and lay a grid of chips over each scene.
 
@@ -122,9 +124,14 @@ class ChipIndex:
             overview_level: ``None`` for full resolution, ``0`` for the first overview.
             assets: STAC asset keys to stack as bands, in order.
             properties: STAC item properties to keep as index columns.
-            sign: ``None``, ``"planetary-computer"`` or a callable ``href -> href``.
+            sign: ``"auto"`` (Planetary Computer signing for hrefs on Azure Blob
+                Storage), ``None``, ``"planetary-computer"`` or a callable ``href -> href``
+                (see :mod:`geochips.signing`).
             workers: threads reading headers concurrently.
             progress: called as ``progress(done, total)`` after each header.
+            gdal_options: GDAL configuration options for reading the headers, over
+                :data:`geochips.reader.DEFAULT_GDAL_OPTIONS` (give them to
+                :class:`ChipDataset` too, for the reads).
 
         Raises:
             InvalidParameterError: on bad grid parameters or sources.
@@ -141,10 +148,12 @@ class ChipIndex:
                 f"got overview_level={overview_level!r}"
             )
         scene_sources = find_sources(sources, assets=assets, properties=properties)
-        signer = resolve_signer(sign)
-        scenes = read_headers(
-            scene_sources, overview_level, signer=signer, workers=workers, progress=progress
-        )
+        signer = resolve_signer(sign, (h for s in scene_sources for h in s.hrefs))
+        scene_sources = unsigned_all(signer, scene_sources)  # the index keeps no token
+        with gdal_env(gdal_options):
+            scenes = read_headers(
+                scene_sources, overview_level, signer=signer, workers=workers, progress=progress
+            )
         return cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
 
     @classmethod

@@ -30,7 +30,7 @@ from rasterio.windows import Window
 from geochips import hrefs
 from geochips.errors import InvalidParameterError, SceneReadError
 from geochips.scenes import Scene
-from geochips.signing import Signer
+from geochips.signing import Signer, resolve_signer
 from geochips.windows import ChipWindow
 
 DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
@@ -49,12 +49,25 @@ DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
 }
 
 
+def gdal_env(options: Mapping[str, Any] | None = None) -> rasterio.Env:
+    """Return a ``rasterio.Env`` with :data:`DEFAULT_GDAL_OPTIONS` updated by ``options``.
+
+    Entered in the main thread, its options apply to every thread (header reads), and are
+    undone on exit. The block cache size is left alone: headers decode no block.
+    """
+    merged = {**DEFAULT_GDAL_OPTIONS, **(options or {})}
+    return rasterio.Env(
+        **{k: str(_gdal_value(v)) for k, v in merged.items() if k != "GDAL_CACHEMAX"}
+    )
+
+
 class HandleCache:
     """A bounded LRU of open datasets, keyed by (href, overview level)."""
 
     def __init__(self, max_open: int) -> None:
         self.max_open = max_open
         self._open: OrderedDict[tuple[str, int | None], DatasetReader] = OrderedDict()
+        self._paths: dict[tuple[str, int | None], str] = {}
 
     def get(self, key: tuple[str, int | None]) -> DatasetReader | None:
         """Return the open dataset for ``key`` (marking it recently used), or ``None``."""
@@ -63,18 +76,35 @@ class HandleCache:
             self._open.move_to_end(key)
         return handle
 
-    def put(self, key: tuple[str, int | None], handle: DatasetReader) -> None:
-        """Keep ``handle`` open, closing the least recently used one beyond ``max_open``."""
+    def put(self, key: tuple[str, int | None], handle: DatasetReader, path: str = "") -> None:
+        """Keep ``handle`` open, closing the least recently used one beyond ``max_open``.
+
+        ``path`` is what was opened (the signed href), kept to notice a re-signed href.
+        """
         self._open[key] = handle
+        self._paths[key] = path
         while len(self._open) > self.max_open:
-            _, oldest = self._open.popitem(last=False)
+            old_key, oldest = self._open.popitem(last=False)
+            self._paths.pop(old_key, None)
             oldest.close()
+
+    def path(self, key: tuple[str, int | None]) -> str:
+        """Return the path ``key``'s handle was opened with (``""`` if none is open)."""
+        return self._paths.get(key, "")
+
+    def discard(self, key: tuple[str, int | None]) -> None:
+        """Close and forget ``key``'s handle, if open."""
+        handle = self._open.pop(key, None)
+        self._paths.pop(key, None)
+        if handle is not None:
+            handle.close()
 
     def __len__(self) -> int:
         return len(self._open)
 
     def clear(self) -> None:
         """Close every handle."""
+        self._paths.clear()
         while self._open:
             self._open.popitem()[1].close()
 
@@ -85,7 +115,10 @@ class Reader:
     Args:
         max_open: open datasets kept per thread of each process.
         gdal_options: GDAL configuration options, merged over :data:`DEFAULT_GDAL_OPTIONS`.
-        signer: turns an unsigned href into a readable one, in the reading process.
+        signer: turns an unsigned href into a readable one, in the reading process; it is
+            wrapped in a :class:`~geochips.signing.HrefSigner`, so a signed href is reused
+            until its token nears expiry, and a failed open or read of a signed href is
+            retried once with a fresh signature.
     """
 
     def __init__(
@@ -102,7 +135,7 @@ class Reader:
             **DEFAULT_GDAL_OPTIONS,
             **{k: _gdal_value(v) for k, v in (gdal_options or {}).items()},
         }
-        self.signer = signer
+        self.signer = resolve_signer(signer)
         self._pid: int | None = None
         self._local = threading.local()
         self._caches: list[HandleCache] = []
@@ -151,29 +184,64 @@ class Reader:
 
     def _handle(self, scene: Scene, file: int) -> DatasetReader:
         cache = self._cache()
-        key = (scene.hrefs[file], scene.overview_level)
+        href = scene.hrefs[file]
+        key = (href, scene.overview_level)
+        path = self.signer(href) if self.signer is not None else href
         handle = cache.get(key)
+        if handle is not None and cache.path(key) != path:
+            cache.discard(key)  # its token nears expiry: reopen with the new signature
+            handle = None
         if handle is None:
-            href = scene.hrefs[file]
-            path = self.signer(href) if self.signer is not None else href
-            kwargs = (
-                {} if scene.overview_level is None else {"overview_level": scene.overview_level}
-            )
             try:
-                if scene.georef == "none":
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                        handle = rasterio.open(path, **kwargs)
-                else:
-                    handle = rasterio.open(path, **kwargs)
+                handle = self._open(scene, path)
             except RasterioError as exc:
-                raise SceneReadError(
-                    f"cannot open scene {scene.id!r} at {hrefs.redact(href)}: "
-                    f"{hrefs.redact_text(str(exc))}. The index was built from this file: "
-                    "check it still exists and is readable"
-                ) from None
-            cache.put(key, handle)
+                if self.signer is None or path == href:
+                    raise self._open_error(scene, href, exc) from None
+                # A refused signature (HTTP 403, expired or revoked token): sign afresh once.
+                path = self.signer.refresh(href, failed=path)
+                try:
+                    handle = self._open(scene, path)
+                except RasterioError as exc:
+                    raise self._open_error(scene, href, exc) from None
+            cache.put(key, handle, path)
         return handle
+
+    @staticmethod
+    def _open(scene: Scene, path: str) -> DatasetReader:
+        kwargs = {} if scene.overview_level is None else {"overview_level": scene.overview_level}
+        if scene.georef == "none":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                return rasterio.open(path, **kwargs)
+        return rasterio.open(path, **kwargs)
+
+    @staticmethod
+    def _open_error(scene: Scene, href: str, exc: Exception) -> SceneReadError:
+        return SceneReadError(
+            f"cannot open scene {scene.id!r} at {hrefs.redact(href)}: "
+            f"{hrefs.redact_text(str(exc))}. The index was built from this file: "
+            "check it still exists and is readable"
+            + (", and that its signer (sign=) gives access" if hrefs.is_remote(href) else "")
+        )
+
+    def _read_file(self, scene: Scene, file: int, indexes: list[int], inner: Window) -> np.ndarray:
+        """Read bands ``indexes`` of one file; a refused signed href is re-signed once."""
+        handle = self._handle(scene, file)
+        try:
+            first: np.ndarray = handle.read(indexes, window=inner)
+            return first
+        except RasterioError:
+            href = scene.hrefs[file]
+            key = (href, scene.overview_level)
+            path = self._cache().path(key)
+            if self.signer is None or path in ("", href):
+                raise
+            # GDAL reports a 403 on a block as a bare read failure: the token may have
+            # expired since the file was opened. Reopen with a fresh signature, once.
+            self._cache().discard(key)
+            self.signer.refresh(href, failed=path)
+            data: np.ndarray = self._handle(scene, file).read(indexes, window=inner)
+            return data
 
     def read(
         self,
@@ -211,7 +279,7 @@ class Reader:
         # Consecutive bands of one file are read in one call.
         for file, indexes in _group_by_file(wanted):
             try:
-                parts.append(self._handle(scene, file).read(indexes, window=inner))
+                parts.append(self._read_file(scene, file, indexes, inner))
             except RasterioError as exc:
                 raise SceneReadError(
                     f"cannot read window (row_off={window.row_off}, col_off={window.col_off}, "

@@ -1,38 +1,327 @@
 """Href signing: turn an unsigned href into one that can be read, in the reading process.
 
-``sign=`` accepts ``None`` (read hrefs as they are), ``"planetary-computer"`` or any
-picklable callable ``href -> href``. Indexes store unsigned hrefs only.
+``sign=`` accepts:
+
+* ``"auto"`` (the default of :meth:`ChipIndex.build`): ``"planetary-computer"`` when an
+  href is on Azure Blob Storage (``*.blob.core.windows.net``, where Planetary Computer keeps
+  its data), else ``None``;
+* ``None``: hrefs are read as they are;
+* ``"planetary-computer"``: a SAS token from the Planetary Computer token API (the SDK's
+  ``PC_SDK_SAS_URL`` and ``PC_SDK_SUBSCRIPTION_KEY`` settings apply);
+* any picklable callable ``href -> href`` (a module-level function, not a lambda, when
+  DataLoader workers are spawned).
+
+Indexes keep unsigned hrefs only: hrefs already signed for Planetary Computer (items from a
+pystac-client search with ``modifier=planetary_computer.sign_inplace``) have their SAS
+query removed and are signed again when read. Signing is lazy and cached per process by
+:class:`HrefSigner`: a signed href is reused until its token nears expiry (read from the
+SAS ``se=`` field, or ``X-Amz-Date`` + ``X-Amz-Expires`` for presigned S3 URLs), and a
+read refused with a signed href is retried once with a fresh signature
+(:meth:`HrefSigner.refresh`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeAlias
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from geochips.errors import InvalidParameterError
+from geochips import hrefs
+from geochips.errors import InvalidParameterError, SceneReadError
+from geochips.sources import SceneSource
 
 Signer: TypeAlias = Callable[[str], str]
 SignSpec: TypeAlias = str | Signer | None
 
+BLOB_DOMAIN = ".blob.core.windows.net"
+# Planetary Computer's public thumbnails; its SDK never signs them.
+_PC_PUBLIC_ACCOUNTS = ("ai4edatasetspublicassets",)
+# Query parameters of an Azure SAS token (service and user delegation SAS).
+SAS_PARAMS = frozenset(
+    "sv ss srt sp se st spr sig sr si sip sdd skoid sktid skt ske sks skv saoid suoid "
+    "scid ses rscc rscd rsce rscl rsct".split()
+)
+DEFAULT_MARGIN = 300.0
+"""Seconds before expiry at which a signed href is replaced (at most 1/4 of its life)."""
+
+
+def is_blob_href(href: str) -> bool:
+    """Return whether ``href`` is on Azure Blob Storage (``https://<account>.blob...``)."""
+    parts = urlsplit(href)
+    return parts.scheme in ("http", "https") and (parts.hostname or "").endswith(BLOB_DOMAIN)
+
+
+def strip_sas(href: str) -> str:
+    """Return ``href`` without the parameters of an Azure SAS token in its query.
+
+    Other query parameters are kept, in order.
+    """
+    parts = urlsplit(href)
+    if not parts.query:
+        return href
+    kept = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in SAS_PARAMS
+    ]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def expiry(signed: str) -> float | None:
+    """Return when the token in ``signed`` expires (POSIX seconds), or ``None`` if unknown.
+
+    Reads an Azure SAS ``se=`` (ISO 8601, UTC) or the ``X-Amz-Date`` and ``X-Amz-Expires``
+    of a presigned S3 URL.
+    """
+    query = dict(parse_qsl(urlsplit(signed).query))
+    if "se" in query:
+        return _parse_time(query["se"])
+    if "X-Amz-Date" in query and "X-Amz-Expires" in query:
+        start = _parse_time(query["X-Amz-Date"])
+        if start is not None and query["X-Amz-Expires"].isdigit():
+            return start + int(query["X-Amz-Expires"])
+    return None
+
+
+def _parse_time(text: str) -> float | None:
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d", "%Y%m%dT%H%M%SZ"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def planetary_computer_sas() -> Any:
+    """Import ``planetary_computer.sas`` (it imports requests and pydantic: only when used).
+
+    planetary-computer 1.0.0 declares a pydantic v1-style config, which pydantic 2 reports
+    with a deprecation warning on import; that warning is about the SDK, not about the
+    user's code, so it is silenced here.
+    """
+    with _IMPORT_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from planetary_computer import sas
+    return sas
+
+
+class PlanetaryComputerSigner:
+    """Sign Azure Blob Storage hrefs with a Planetary Computer SAS token.
+
+    Tokens come from ``planetary_computer.sas.get_token`` (one per storage account and
+    container, cached by the SDK); other hrefs are returned unchanged, without a network
+    call. Unlike the SDK's ``sign()``, this gives up after ``retries`` attempts instead of
+    about seven minutes of retrying when the token API cannot be reached.
+
+    Args:
+        retries: attempts the SDK makes on 429/5xx answers and connection errors.
+    """
+
+    def __init__(self, retries: int = 4) -> None:
+        self.retries = retries
+
+    def __call__(self, href: str) -> str:
+        """Return ``href`` with a SAS token appended, or unchanged off blob storage."""
+        parts = urlsplit(href)
+        account = (parts.hostname or "").split(".", 1)[0]
+        if not is_blob_href(href) or account in _PC_PUBLIC_ACCOUNTS:
+            return href
+        container = parts.path.lstrip("/").split("/", 1)[0]
+        try:
+            token = planetary_computer_sas().get_token(account, container, retry_total=self.retries)
+        except Exception as exc:  # requests' errors, not worth importing requests for
+            raise SceneReadError(
+                f"cannot sign {hrefs.redact(href)} with a Planetary Computer token "
+                f"(account {account!r}, container {container!r}): "
+                f"{hrefs.redact_text(type(exc).__name__ + ': ' + str(exc))}. Check the "
+                "network and PC_SDK_SAS_URL / PC_SDK_SUBSCRIPTION_KEY, or pass sign=None "
+                "(or your own signer) for storage outside Planetary Computer"
+            ) from None
+        separator = "&" if parts.query else "?"
+        return f"{href}{separator}{token.token}"
+
+    def invalidate(self, signed: str) -> None:
+        """Forget the SDK's cached token if ``signed`` carries it, so the next call fetches."""
+        sas = planetary_computer_sas()
+        query = urlsplit(signed).query
+        for key, token in list(sas.TOKEN_CACHE.items()):
+            if token.token and token.token in query:
+                sas.TOKEN_CACHE.pop(key, None)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PlanetaryComputerSigner) and other.retries == self.retries
+
+    def __hash__(self) -> int:
+        return hash((PlanetaryComputerSigner, self.retries))
+
+    def __repr__(self) -> str:
+        return "PlanetaryComputerSigner()"
+
 
 def planetary_computer_sign(href: str) -> str:
-    """Sign ``href`` with the Planetary Computer SDK (a no-op for hrefs off its storage)."""
-    import planetary_computer  # imports requests; only needed when signing
-
-    signed: str = planetary_computer.sign(href)
-    return signed
+    """Sign ``href`` for Planetary Computer (unchanged when it is not on blob storage)."""
+    return PlanetaryComputerSigner()(href)
 
 
-def resolve_signer(sign: SignSpec) -> Signer | None:
-    """Return the signer named by ``sign``.
+@dataclass
+class _Signed:
+    href: str
+    renew_at: float
+    """POSIX time after which the signed href is replaced."""
+
+
+class HrefSigner:
+    """Sign hrefs lazily, once per token lifetime, in whichever process reads.
+
+    A signed href is cached per unsigned href and reused until ``margin`` seconds before
+    its token expires (at most a quarter of the token's lifetime, so short-lived tokens are
+    still reused); hrefs whose expiry cannot be read are kept until a read fails and
+    :meth:`refresh` is called. It pickles as its signing function only, so each process
+    builds its own cache; a forked process keeps its parent's still-valid signatures.
+
+    Args:
+        sign: the function ``href -> href`` that signs; it may define
+            ``invalidate(signed_href)`` to drop a token it caches itself.
+        margin: seconds before expiry at which a signed href is replaced.
+    """
+
+    def __init__(self, sign: Signer, margin: float = DEFAULT_MARGIN) -> None:
+        self.sign = sign
+        self.margin = margin
+        hrefs.redact_logs()  # rasterio logs the names of the datasets it opens
+        self.calls = 0
+        """Calls to ``sign`` made by this process (signatures are cached in between)."""
+        self._cache: dict[str, _Signed] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"sign": self.sign, "margin": self.margin}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, HrefSigner)
+            and other.sign == self.sign
+            and other.margin == self.margin
+        )
+
+    def __hash__(self) -> int:
+        return hash((HrefSigner, self.margin))
+
+    def __repr__(self) -> str:
+        name = getattr(self.sign, "__qualname__", None) or repr(self.sign)
+        return f"HrefSigner({name})"
+
+    def _locked(self) -> threading.Lock:
+        if self._pid != os.getpid():  # a fork may have copied the lock while held
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
+        return self._lock
+
+    def __call__(self, href: str) -> str:
+        """Return a signed ``href``, signing it only when no fresh signature is cached."""
+        with self._locked():
+            entry = self._cache.get(href)
+            if entry is not None and time.time() < entry.renew_at:
+                return entry.href
+            return self._sign(href, stale=entry.href if entry is not None else None)
+
+    def refresh(self, href: str, failed: str) -> str:
+        """Return a new signature for ``href`` after a read with ``failed`` was refused.
+
+        When another thread already replaced ``failed``, its signature is returned and
+        nothing is signed again, so a burst of failures costs one signing call.
+        """
+        with self._locked():
+            entry = self._cache.get(href)
+            if entry is not None and entry.href != failed:
+                return entry.href
+            return self._sign(href, stale=failed)
+
+    def _sign(self, href: str, stale: str | None) -> str:
+        invalidate = getattr(self.sign, "invalidate", None)
+        if stale is not None and stale != href and invalidate is not None:
+            invalidate(stale)
+        signed = self._call(href)
+        now = time.time()
+        renew_at = self._renew_at(signed, now)
+        if renew_at <= now and invalidate is not None and signed != href:
+            # The signer handed back a cached token that is about to expire: drop it.
+            invalidate(signed)
+            signed = self._call(href)
+            renew_at = self._renew_at(signed, now)
+        self._cache[href] = _Signed(signed, renew_at)
+        return signed
+
+    def _call(self, href: str) -> str:
+        self.calls += 1
+        signed = self.sign(href)
+        if not isinstance(signed, str):
+            raise InvalidParameterError(
+                f"the signer {self!r} returned {type(signed).__name__} for "
+                f"{hrefs.redact(href)}; a signer must return the signed href as a str"
+            )
+        return signed
+
+    def _renew_at(self, signed: str, now: float) -> float:
+        ends = expiry(signed)
+        if ends is None:
+            return float("inf")
+        starts = _parse_time(dict(parse_qsl(urlsplit(signed).query)).get("st", "")) or now
+        lifetime = max(ends - min(starts, now), 0.0)
+        return ends - min(self.margin, lifetime / 4)
+
+
+def resolve_signer(sign: SignSpec, hrefs_: Iterable[str] = ()) -> HrefSigner | None:
+    """Return the signer named by ``sign`` (``"auto"`` looks at ``hrefs_``).
 
     Raises:
         InvalidParameterError: if ``sign`` is an unknown name or not callable.
     """
-    if sign is None or callable(sign):
+    if sign is None:
+        return None
+    if isinstance(sign, HrefSigner):
         return sign
+    if callable(sign):
+        return HrefSigner(sign)
+    if sign == "auto":
+        return HrefSigner(PlanetaryComputerSigner()) if any(map(is_blob_href, hrefs_)) else None
     if sign == "planetary-computer":
-        return planetary_computer_sign
+        return HrefSigner(PlanetaryComputerSigner())
     raise InvalidParameterError(
-        f"sign must be None, 'planetary-computer' or a callable href -> href, got sign={sign!r}"
+        "sign must be 'auto', None, 'planetary-computer' or a callable href -> href, "
+        f"got sign={sign!r}"
     )
+
+
+def unsigned(signer: HrefSigner | None, href: str) -> str:
+    """Return ``href`` as an index keeps it: without a token that ``signer`` will renew."""
+    if (
+        signer is not None
+        and isinstance(signer.sign, PlanetaryComputerSigner)
+        and is_blob_href(href)
+    ):
+        return strip_sas(href)
+    return href
+
+
+def unsigned_all(signer: HrefSigner | None, sources: Sequence[SceneSource]) -> list[SceneSource]:
+    """Return scene sources whose hrefs carry no token that ``signer`` renews."""
+    out = []
+    for source in sources:
+        clean = tuple(unsigned(signer, h) for h in source.hrefs)
+        out.append(source if clean == source.hrefs else replace(source, hrefs=clean))
+    return out

@@ -46,11 +46,27 @@ class SceneSource:
             raise InvalidParameterError(f"scene id must be a non-empty line, got {self.id!r}")
 
 
-def _is_stac(obj: object) -> bool:
+RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".h5")
+
+
+def _is_stac(obj: object, assets: Sequence[str] | None = None) -> bool:
+    """Return whether ``obj`` is STAC rather than a raster.
+
+    STAC: pystac objects, STAC dicts, ``.json`` paths/URLs and, when ``assets=`` is given,
+    any path/URL that is not a raster file (STAC API item URLs such as
+    ``.../collections/<c>/items/<id>`` have no extension).
+    """
     module = type(obj).__module__
     if module.startswith(("pystac", "pystac_client")):
         return True
-    return isinstance(obj, (str, os.PathLike)) and os.fspath(obj).split("?")[0].endswith(".json")
+    if isinstance(obj, Mapping):
+        return "stac_version" in obj and obj.get("type") in ("Feature", "FeatureCollection")
+    if not isinstance(obj, (str, os.PathLike)):
+        return False
+    path = os.fspath(obj).split("?")[0].lower()
+    if path.endswith(".json"):
+        return True
+    return assets is not None and not path.endswith(RASTER_EXTENSIONS)
 
 
 def find_sources(
@@ -76,7 +92,7 @@ def find_sources(
         if isinstance(obj, SceneSource):
             flush()
             found.append(obj)
-        elif _is_stac(obj):
+        elif _is_stac(obj, assets):
             from geochips.stac import stac_sources  # STAC support loads only when used
 
             flush()
