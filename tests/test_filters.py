@@ -230,9 +230,9 @@ def test_scenes_without_crs_and_bad_predicates_are_refused(make_scene, dateline)
 # -- valid fractions ------------------------------------------------------------------------
 
 
-def full_resolution_fractions(index, href):
-    """Truth: valid fraction of each chip from a full-resolution read (test only)."""
-    with rasterio.open(href) as src:
+def full_resolution_fractions(index, href, level=None):
+    """Truth: valid fraction of each chip from a read of the index's whole grid (test only)."""
+    with rasterio.open(href, overview_level=level) as src:
         data = src.read()
         nodata = src.nodata
     valid = ~(data == nodata).all(axis=0)
@@ -251,16 +251,17 @@ TOLERANCE_MEAN = 0.01
 
 
 @pytest.mark.parametrize(
-    "href, size, overview",
+    "href, size, level, overview",
     [
-        (str(sample_path("RGB.byte.tif")), 128, None),  # 33 % border, no overviews: decimated
-        (str(DATA / "cog_nodata.tif"), 256, 2),  # 48 % border, read from overview 1/8
-        (str(DATA / "cog_nodata.tif"), 512, 2),
-        (str(DATA / "mosaic_cog1_ov0.tif"), 64, None),  # 3 bands, no overview deep enough
+        (str(sample_path("RGB.byte.tif")), 128, None, None),  # 33 % border, no overviews
+        (str(DATA / "cog_nodata.tif"), 256, None, 2),  # 48 % border, from overview 1/8
+        (str(DATA / "cog_nodata.tif"), 512, None, 2),
+        (str(DATA / "cog_nodata.tif"), 128, 0, 2),  # an index on overview 0, mask from 1/8
+        (str(DATA / "mosaic_cog1_ov0.tif"), 64, None, None),  # 3 bands, no overview deep enough
     ],
 )
-def test_valid_fractions_match_full_resolution_counts(href, size, overview, monkeypatch):
-    index = ChipIndex.build([href], size=size, stride=size // 2)
+def test_valid_fractions_match_full_resolution_counts(href, size, level, overview, monkeypatch):
+    index = ChipIndex.build([href], size=size, stride=size // 2, overview_level=level)
     opened = []
     real_open = rasterio.open
 
@@ -272,7 +273,7 @@ def test_valid_fractions_match_full_resolution_counts(href, size, overview, monk
     estimated = estimate_valid(index).column("valid_fraction")
     monkeypatch.undo()
     assert overview is None or overview in opened
-    truth = full_resolution_fractions(index, href)
+    truth = full_resolution_fractions(index, href, level)
     error = np.abs(estimated - truth)
     assert error.max() <= TOLERANCE_MAX and error.mean() <= TOLERANCE_MEAN, (
         error.max(),
