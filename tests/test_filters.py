@@ -16,6 +16,8 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.warp import transform as warp_transform
 from rasterio.warp import transform_geom
@@ -319,3 +321,47 @@ def test_bad_valid_arguments_are_refused(dateline):
 
 def test_exports():
     assert geochips.filter_aoi is filter_aoi and geochips.estimate_valid is estimate_valid
+
+
+# -- properties -----------------------------------------------------------------------------
+
+FRACTION = st.floats(0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def mosaic():
+    return ChipIndex.build([str(DATA / "mosaic_cog1_ov0.tif")], size=48, stride=32)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(x0=FRACTION, x1=FRACTION, y0=FRACTION, y1=FRACTION)
+def test_property_boxes_in_the_scene_crs_keep_exactly_the_chips_they_meet(mosaic, x0, x1, y0, y1):
+    b = mosaic.bounds()
+    left, bottom, right, top = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+    xs = sorted([left + x0 * (right - left), left + x1 * (right - left)])
+    ys = sorted([bottom + y0 * (top - bottom), bottom + y1 * (top - bottom)])
+    aoi = shapely.box(xs[0], ys[0], xs[1] + 1.0, ys[1] + 1.0)
+    meets = (
+        (b[:, 0] <= xs[1] + 1) & (b[:, 2] >= xs[0]) & (b[:, 1] <= ys[1] + 1) & (b[:, 3] >= ys[0])
+    )
+    inside = (
+        (b[:, 0] >= xs[0]) & (b[:, 2] <= xs[1] + 1) & (b[:, 1] >= ys[0]) & (b[:, 3] <= ys[1] + 1)
+    )
+    assert np.array_equal(aoi_mask(mosaic, aoi, crs="EPSG:32618"), meets)
+    within = aoi_mask(mosaic, aoi, crs="EPSG:32618", predicate="within")
+    assert np.array_equal(within, inside)
+    # The same box given in lon/lat (densified, so its edges stay straight in UTM) keeps
+    # the same chips except where an edge runs within a few metres of a chip edge.
+    lonlat = transform_geom(
+        "EPSG:32618", "EPSG:4326", shapely.segmentize(aoi, 500).__geo_interface__
+    )
+    again = aoi_mask(mosaic, lonlat)
+    near_edge = (
+        (np.abs(b[:, 0] - (xs[1] + 1)) < 5)
+        | (np.abs(b[:, 2] - xs[0]) < 5)
+        | (np.abs(b[:, 1] - (ys[1] + 1)) < 5)
+        | (np.abs(b[:, 3] - ys[0]) < 5)
+    )
+    assert np.array_equal(again[~near_edge], meets[~near_edge])

@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
 
 from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
@@ -227,3 +229,30 @@ def test_without_pyarrow_the_error_says_what_to_install(index, tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(ImportError, match=r"pip install geochips\[parquet\]"):
         index.save(tmp_path / "x.parquet")
+
+
+DTYPES = st.sampled_from(["int8", "uint16", "int64", "float32", "float64", "bool", "U3", "O"])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.data(),
+    dtypes=st.lists(DTYPES, max_size=4),
+)
+def test_property_any_selection_and_columns_round_trip(index, tmp_path_factory, data, dtypes):
+    positions = data.draw(st.lists(st.integers(0, len(index) - 1), max_size=40, unique=True))
+    part = index.select(np.array(positions, dtype=np.int64))
+    rng = np.random.default_rng(len(positions))
+    columns = {}
+    for k, dtype in enumerate(dtypes):
+        values = rng.integers(0, 100, size=len(part))
+        if dtype == "O":
+            columns[f"c{k}"] = np.array([f"v{v}" if v % 4 else None for v in values], dtype=object)
+        else:
+            columns[f"c{k}"] = values.astype(dtype)
+    part = part.with_columns(**columns)
+    target = tmp_path_factory.mktemp("rt") / "part.parquet"
+    part.save(target)
+    assert_same(part, ChipIndex.load(target))
