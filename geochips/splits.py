@@ -812,10 +812,15 @@ def check_leakage(
             for sa, a, sb, b, kind in leaks[:max_listed]
         )
         more = f"\n  ... and {len(leaks) - max_listed} more" if len(leaks) > max_listed else ""
+        a, b = int(i[leak][0]), int(j[leak][0])
+        where = " and ".join(
+            f"scene {scenes[int(columns['scene'][p])].name}"
+            for p in ((a, b) if columns["scene"][a] != columns["scene"][b] else (a,))
+        )
         raise LeakageError(
             f"{len(leaks)} pair(s) of chips in different splits share ground or pixels "
-            f"(of {n} chips):\n  {listed}{more}\nSplit with geochips.spatial_split, or drop "
-            "one chip of each pair",
+            f"(of {n} chips), the first in {where}:\n  {listed}{more}\nSplit with "
+            "geochips.spatial_split, or drop one chip of each pair",
             report,
         )
     return report
