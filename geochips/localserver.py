@@ -1,8 +1,17 @@
-"""Real HTTP servers on 127.0.0.1 for the remote-reading and signing tests (no mocks).
+"""Loopback HTTP servers that stand in for cloud storage: for tests, examples and demos.
 
-The servers run in a child process (:class:`ServerProcess`): in the test process itself
-they would deadlock, since GDAL holds the GIL while it waits for an HTTP answer. The test
-side reads the request log through ``GET /__log__``.
+Real servers on 127.0.0.1, standard library only, that GDAL reads COGs from as it would
+from blob storage. They run in a child process (:class:`ServerProcess`): in the reading
+process itself they would deadlock, since GDAL holds the GIL while it waits for an HTTP
+answer. The request log is read back through ``GET /__log__``.
+
+**Usage**::
+
+    from geochips.localserver import ServerProcess
+
+    with ServerProcess("folder/with/cogs") as server:
+        index = geochips.ChipIndex.build(f"{server.url}/scene.tif", size=256)
+        server.take()   # [Request(method="HEAD", ...), Request(method="GET", range=...)]
 
 :class:`FileServer` serves a folder with HTTP Range support (single and multiple ranges),
 logs every request (method, path, range, status, bytes sent) and can act as a plain HTTP
@@ -38,6 +47,8 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass(frozen=True)
 class Request:
+    """One request the server answered."""
+
     method: str
     path: str
     """Path without query string."""
@@ -108,9 +119,11 @@ class FileServer:
 
     @property
     def port(self) -> int:
+        """The port it listens on (chosen by the system)."""
         return int(self._server.server_address[1])
 
     def record(self, request: Request) -> None:
+        """Add ``request`` to the log."""
         with self._lock:
             self.requests.append(request)
 
@@ -121,6 +134,7 @@ class FileServer:
     def respond(
         self, method: str, path: str, query: str, headers: Any
     ) -> tuple[int, dict[str, str], bytes]:
+        """Return the status, headers and body answering a request for ``path``."""
         refused = self.authorize(path, query)
         if refused is not None:
             return refused[0], {"Content-Type": "application/xml"}, refused[1]
@@ -199,6 +213,7 @@ class SasService(FileServer):
     def respond(
         self, method: str, path: str, query: str, headers: Any
     ) -> tuple[int, dict[str, str], bytes]:
+        """Answer token requests, then file requests (checking their token)."""
         if path.startswith(self.TOKEN_PATH):
             return self._token()
         return super().respond(method, path, query, headers)
@@ -223,6 +238,7 @@ class SasService(FileServer):
         return 200, {"Content-Type": "application/json"}, body.encode()
 
     def authorize(self, path: str, query: str) -> tuple[int, bytes] | None:
+        """Refuse (403) a request whose token was never issued or has expired."""
         params = parse_qs(query)
         sig = params.get("sig", [""])[0]
         with self._lock:
@@ -274,8 +290,9 @@ class _Control(_Handler):
 
 
 class ServerProcess:
-    """Run a :class:`FileServer` (or :class:`SasService` when ``lifetime`` is given) in a
-    child process, and read its request log from the test process.
+    """Run a file server in a child process and read its request log from this one.
+
+    A :class:`FileServer`, or a :class:`SasService` when ``lifetime`` is given.
 
     **Usage**::
 
@@ -317,6 +334,7 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
+        """The server's base URL, ``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
 
     @property

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from servers import ServerProcess
 
 import geochips
 from geochips.errors import SceneHeaderError
+from geochips.localserver import ServerProcess
 from geochips.testing import write_scene
 
 SAMPLE = Path(geochips.__file__).parent / "sample_data"

@@ -22,11 +22,11 @@ import pytest
 import rasterio
 from rasterio._env import del_gdal_config
 from rasterio.windows import Window
-from servers import ServerProcess
 from torch.utils.data import DataLoader
 
 import geochips
 from geochips.errors import SceneReadError
+from geochips.localserver import ServerProcess
 from geochips.signing import (
     HrefSigner,
     PlanetaryComputerSigner,
