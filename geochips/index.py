@@ -21,6 +21,7 @@ import numpy as np
 
 from geochips import hrefs
 from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
+from geochips.progress import resolve_progress
 from geochips.reader import gdal_env
 from geochips.scenes import Scene, read_headers
 from geochips.signing import Signer, SignSpec, resolve_signer, unsigned_all
@@ -109,7 +110,7 @@ class ChipIndex:
         properties: Sequence[str] = (),
         sign: SignSpec = "auto",
         workers: int = 8,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | bool | None = None,
         gdal_options: Mapping[str, Any] | None = None,
     ) -> ChipIndex:
         """Read scene headers (never pixels) and lay a grid of chips over each scene.
@@ -128,7 +129,9 @@ class ChipIndex:
                 Storage), ``None``, ``"planetary-computer"`` or a callable ``href -> href``
                 (see :mod:`geochips.signing`).
             workers: threads reading headers concurrently.
-            progress: called as ``progress(done, total)`` after each header.
+            progress: called as ``progress(done, total)`` after each header; ``True``
+                prints a counter on stderr, ``None`` does so for 20 scenes or more when
+                stderr is a terminal (see :mod:`geochips.progress`).
             gdal_options: GDAL configuration options for reading the headers, over
                 :data:`geochips.reader.DEFAULT_GDAL_OPTIONS` (give them to
                 :class:`ChipDataset` too, for the reads).
@@ -152,7 +155,11 @@ class ChipIndex:
         scene_sources = unsigned_all(signer, scene_sources)  # the index keeps no token
         with gdal_env(gdal_options):
             scenes = read_headers(
-                scene_sources, overview_level, signer=signer, workers=workers, progress=progress
+                scene_sources,
+                overview_level,
+                signer=signer,
+                workers=workers,
+                progress=resolve_progress(progress, len(scene_sources)),
             )
         return cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
 

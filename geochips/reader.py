@@ -34,7 +34,10 @@ from geochips.signing import Signer, resolve_signer
 from geochips.windows import ChipWindow
 
 DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
-    # Opening /vsicurl/ files must not list the "directory" or probe for side-car files.
+    # Opening /vsicurl/ files must not list the "directory" or probe for side-car files
+    # (.aux.xml, .ovr, .msk, .tfw...): one HEAD and one ranged GET per file. With it, GDAL
+    # needs no CPL_VSIL_CURL_ALLOWED_EXTENSIONS, which would refuse hrefs without a .tif
+    # extension (STAC asset hrefs, presigned URLs).
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     # Adjacent tiles of one chip come back in one request.
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",

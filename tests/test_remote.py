@@ -7,6 +7,7 @@ own endpoint settings, passed as ``gdal_options``, as a user would for MinIO or 
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ import rasterio
 import geochips
 from geochips.errors import SceneHeaderError
 from geochips.localserver import ServerProcess
+from geochips.progress import StderrProgress
 from geochips.testing import write_scene
 
 SAMPLE = Path(geochips.__file__).parent / "sample_data"
@@ -164,3 +166,18 @@ def test_header_failures_are_collected_and_named_without_tokens(served):
     assert f"{server.url}/gone1.tif" in message and f"{server.url}/gone2.tif" in message
     assert "SECRET" not in message and "synthetic" not in message
     assert progress[-1] == (3, 3) and len(progress) == 3
+
+
+def test_many_remote_headers_are_read_concurrently_with_a_progress_counter(served):
+    folder, server = served
+    for i in range(24):
+        shutil.copy(folder / "synthetic.tif", folder / f"s{i:02d}.tif")
+    server.take()
+    stream = io.StringIO()
+    hrefs = [f"{server.url}/s{i:02d}.tif" for i in range(24)]
+    index = geochips.ChipIndex.build(
+        hrefs, size=256, workers=8, progress=StderrProgress(stream=stream, every=0)
+    )
+    assert [s.id for s in index.scenes] == [f"s{i:02d}" for i in range(24)]  # in order
+    assert stream.getvalue().endswith("scene headers: 24/24\n")
+    assert len([r for r in server.take() if r.method == "HEAD"]) == 24
