@@ -475,8 +475,8 @@ class ChipIndex:
         save_index(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, sign: SignSpec = None) -> ChipIndex:
-        """Read an index written by :meth:`save`; ``sign`` re-attaches a signer.
+    def load(cls, path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> ChipIndex:
+        """Read an index written by :meth:`save`; ``sign`` attaches a signer, as in :meth:`build`.
 
         Raises:
             IndexFileError: if the file is missing, malformed or of an unknown version.

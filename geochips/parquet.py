@@ -320,8 +320,11 @@ def save_index(index: ChipIndex, path: str | os.PathLike[str]) -> None:
     pq.write_table(table, os.fspath(path))
 
 
-def load_index(path: str | os.PathLike[str], *, sign: SignSpec = None) -> ChipIndex:
-    """Read an index written by :func:`save_index`; ``sign`` re-attaches a signer.
+def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> ChipIndex:
+    """Read an index written by :func:`save_index`; ``sign`` attaches a signer.
+
+    ``sign`` is as in :meth:`ChipIndex.build <geochips.ChipIndex.build>`: by default
+    (``"auto"``) hrefs on Planetary Computer storage are signed when read.
 
     Raises:
         IndexFileError: if the file is missing, not Parquet, not a geochips index, of an
@@ -331,7 +334,6 @@ def load_index(path: str | os.PathLike[str], *, sign: SignSpec = None) -> ChipIn
     from geochips.index import ChipIndex
 
     pa, pq = _pyarrow()
-    signer = resolve_signer(sign)
     where = os.fspath(path)
     try:
         table = pq.read_table(where)
@@ -372,7 +374,6 @@ def load_index(path: str | os.PathLike[str], *, sign: SignSpec = None) -> ChipIn
             size=None if size is None else (int(size[0]), int(size[1])),
             stride=None if stride is None else (int(stride[0]), int(stride[1])),
             edge=meta["edge"],
-            signer=signer,
         )
         stored = table.column("chip_id").to_pylist()
     except IndexFileError:
@@ -395,4 +396,6 @@ def load_index(path: str | os.PathLike[str], *, sign: SignSpec = None) -> ChipIn
             f"{index.chip_ids[bad] if len(index) else None!r}. The file was edited; rebuild "
             "the index"
         )
+    # As ChipIndex.build does: "auto" signs Planetary Computer hrefs, and nothing else.
+    index.signer = resolve_signer(sign, (h for scene in index.scenes for h in scene.hrefs))
     return index

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
 
-from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
+from geochips import ChipIndex, IndexFileError, Scene, estimate_valid, spatial_split
 from geochips.errors import InvalidParameterError
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
@@ -256,3 +256,27 @@ def test_property_any_selection_and_columns_round_trip(index, tmp_path_factory, 
     target = tmp_path_factory.mktemp("rt") / "part.parquet"
     part.save(target)
     assert_same(part, ChipIndex.load(target))
+
+
+def test_load_signs_planetary_computer_hrefs_by_default_as_build_does(tmp_path):
+    scene = Scene(
+        id="s1",
+        hrefs=("https://sentinel1euwest.blob.core.windows.net/s1-grd/vv.tif",),
+        assets=("vv",),
+        overview_level=3,
+        height=64,
+        width=64,
+        band_counts=(1,),
+        dtype="uint16",
+        nodata=None,
+        crs=None,
+        transform=None,
+        georef="none",
+        full_shape=(512, 512),
+    )
+    index = ChipIndex.from_scenes([scene], size=32)
+    index.save(tmp_path / "pc.parquet")
+    assert ChipIndex.load(tmp_path / "pc.parquet").signer is not None  # signs lazily, at read
+    assert ChipIndex.load(tmp_path / "pc.parquet", sign=None).signer is None
+    with pytest.raises(InvalidParameterError, match="sign must be"):
+        ChipIndex.load(tmp_path / "pc.parquet", sign="nope")
