@@ -9,6 +9,7 @@ through ``GDAL_HTTP_PROXY``, so nothing here can reach the real endpoint.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import pickle
@@ -213,6 +214,14 @@ def test_planetary_computer_items_are_signed_lazily_and_stored_unsigned(
         secrets = server.tokens() + ["SECRETabc"]
         requests = server.take()
         assert all(r.status in (200, 206) for r in requests)
+        saved = tmp_path / "index.parquet"
+        if importlib.util.find_spec("pyarrow") is not None:
+            index.save(saved)
+            reloaded = geochips.ChipIndex.load(saved)
+            assert reloaded.scenes[0].hrefs == index.scenes[0].hrefs
+            assert isinstance(reloaded.signer, HrefSigner)  # "auto" signs blob hrefs again
+            for secret in secrets:
+                assert secret.encode() not in saved.read_bytes()
         text = "\n".join(
             [repr(index), index.describe(), repr(ds), repr(index.signer), str(pickle.dumps(index))]
             + [str(s) for s in index.scenes]
