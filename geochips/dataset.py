@@ -125,7 +125,9 @@ class ChipDataset(Dataset[Sample]):
         threads: threads reading the chips of one batch in ``__getitems__``; ``None``
             picks 8 for remote scenes, and for local ones the CPU count in the main
             process and 1 inside DataLoader workers (the workers already use the cores).
-        sign: overrides the index's signer (``None`` keeps it).
+        sign: replaces the index's signer (kept when not given): ``None`` reads hrefs
+            as they are; ``"auto"``, ``"planetary-computer"`` or a callable as in
+            :meth:`ChipIndex.build`.
     """
 
     def __init__(
@@ -158,7 +160,11 @@ class ChipDataset(Dataset[Sample]):
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InvalidParameterError(f"threads must be None or an int >= 1, got {threads!r}")
         self.threads = threads
-        signer = index.signer if sign is _UNSET else resolve_signer(sign)
+        signer = (
+            index.signer
+            if sign is _UNSET
+            else resolve_signer(sign, (h for s in index.scenes for h in s.hrefs))
+        )
         self.reader = Reader(max_open=max_open, gdal_options=gdal_options, signer=signer)
         self.with_valid = index.edge == "pad" or any(s.nodata is not None for s in index.scenes)
         self._remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)

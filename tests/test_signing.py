@@ -76,6 +76,16 @@ def test_auto_signs_only_blob_hrefs():
         resolve_signer("azure")
 
 
+def test_a_dataset_can_replace_the_index_signer():
+    scene = geochips.read_header(geochips.SceneSource("vv", (str(SAMPLE / "scene_band1.tif"),)))
+    index = geochips.ChipIndex.from_scenes([dataclasses.replace(scene, hrefs=(BLOB,))], size=64)
+    assert index.signer is None and geochips.ChipDataset(index).reader.signer is None
+    auto = geochips.ChipDataset(index, sign="auto").reader.signer
+    assert isinstance(auto, HrefSigner) and isinstance(auto.sign, PlanetaryComputerSigner)
+    signed = geochips.ChipIndex.from_scenes([scene], size=64, signer=HrefSigner(str.upper))
+    assert geochips.ChipDataset(signed, sign=None).reader.signer is None
+
+
 def test_planetary_computer_signer_leaves_other_hrefs_alone_without_network():
     sign = PlanetaryComputerSigner()
     for href in (
