@@ -221,6 +221,10 @@ def test_planetary_computer_items_are_signed_lazily_and_stored_unsigned(
         assert np.array_equal(sample["image"][0].numpy(), expected)
         assert np.array_equal(sample["image"][1].numpy(), expected)
         assert server.token_calls() == 1  # the header reads' signature is reused
+        # A spawned worker gets the dataset pickled: no signature travels, it signs anew.
+        clone = pickle.loads(pickle.dumps(ds))
+        assert not clone.reader.signer._cache
+        assert np.array_equal(clone[3]["image"], sample["image"])
         secrets = server.tokens() + ["SECRETabc"]
         requests = server.take()
         assert all(r.status in (200, 206) for r in requests)
