@@ -37,7 +37,7 @@ SIDE = st.integers(1, 700)
 CHIP = st.integers(1, 128)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(h=SIDE, w=SIDE, size=CHIP, stride=CHIP, edge=st.sampled_from(["drop", "pad", "shift"]))
 def test_counts_equal_the_oracle_and_ids_are_unique(h, w, size, stride, edge):
     scenes = [scene("a", h, w), scene("b", w, h)]
