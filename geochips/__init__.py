@@ -29,9 +29,10 @@ from geochips.errors import (
 )
 from geochips.filters import estimate_valid, filter_aoi
 from geochips.index import Chip, ChipIndex
+from geochips.leakage import LeakageReport, check_leakage
 from geochips.scenes import Scene, read_header, read_headers
 from geochips.sources import SceneSource, find_sources
-from geochips.splits import LeakageReport, SplitReport, Splits, check_leakage, spatial_split
+from geochips.splits import SplitReport, Splits, spatial_split
 from geochips.windows import ChipWindow
 
 __version__ = "0.1.0"

@@ -21,7 +21,7 @@ from geochips import ChipIndex, LeakageError, Scene, check_leakage, spatial_spli
 from geochips.errors import InvalidParameterError
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
-from geochips.splits import AREA_TOLERANCE
+from geochips.leakage import AREA_TOLERANCE
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
