@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from torch.utils.data import DataLoader
 
@@ -13,7 +15,10 @@ from geochips import sample_data
 from geochips.collate import collate
 from geochips.dataset import ChipDataset
 from geochips.errors import GeochipsError
+from geochips.filters import estimate_valid
 from geochips.index import ChipIndex
+from geochips.leakage import check_leakage
+from geochips.splits import spatial_split
 
 
 def demo(workers: int = 2) -> int:
@@ -39,7 +44,17 @@ def demo(workers: int = 2) -> int:
     }
     index = ChipIndex.build(sources, size=256, overlap=128)
     print(index.describe())
-    dataset = ChipDataset(index, bands=[1], dtype="float32")
+    kept = estimate_valid(index, min_valid=0.5)  # from overviews, not full-resolution reads
+    print(f"{len(kept)} of {len(index)} chips are at least half valid (nodata borders)")
+    splits = spatial_split(kept, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=0)
+    print(splits.report)
+    report = check_leakage(splits)  # raises if two splits share any ground
+    print(
+        f"check_leakage: {report.pairs_checked} candidate pairs, no chip shares ground "
+        "across splits"
+    )
+    _save_and_reload(splits["train"])
+    dataset = ChipDataset(splits["train"], bands=[1], dtype="float32")
     loader = DataLoader(
         dataset,
         batch_size=10,
@@ -62,6 +77,20 @@ def demo(workers: int = 2) -> int:
         f"{time.perf_counter() - start:.1f} s"
     )
     return 0
+
+
+def _save_and_reload(index: ChipIndex) -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        print("(saving the index needs pyarrow: pip install geochips[parquet])")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "train.parquet"
+        index.save(path)
+        again = ChipIndex.load(path)
+        same = again.chip_ids == index.chip_ids
+        print(f"saved and reloaded {len(again)} chips as GeoParquet, ids identical: {same}")
 
 
 def index_command(args: argparse.Namespace) -> int:

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -19,8 +20,12 @@ def test_demo_runs_offline_and_prints_batches():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "overview_level=None: 837x1280 px -> 15 chips of 256, 45 with overlap 128" in out
+    assert "ChipIndex(74 chips from 3 scene(s)" in out
+    assert "no chip shares ground across splits" in out
+    assert "saved and reloaded" in out and "ids identical: True" in out
     assert "image (10, 1, 256, 256) torch.float32" in out
-    assert "read 74 of 74 chips with 2 worker(s)" in out
+    train = int(re.search(r"train (\d+) ", out).group(1))
+    assert f"read {train} of {train} chips with 2 worker(s)" in out
 
 
 def test_index_command_summarises(capsys):
