@@ -181,3 +181,17 @@ def test_many_remote_headers_are_read_concurrently_with_a_progress_counter(serve
     assert [s.id for s in index.scenes] == [f"s{i:02d}" for i in range(24)]  # in order
     assert stream.getvalue().endswith("scene headers: 24/24\n")
     assert len([r for r in server.take() if r.method == "HEAD"]) == 24
+
+
+def test_overlapping_chips_fetch_only_the_tiles_they_add(served):
+    folder, server = served
+    index = geochips.ChipIndex.build(f"{server.url}/synthetic.tif", size=256, overlap=128)
+    dataset = geochips.ChipDataset(index, threads=1)
+    dataset[0]
+    server.take()
+    for position in (1, 2, 3):  # each moves 128 px right: one new column of 2 tiles
+        window = dataset[position]["window"]
+        added = geochips.ChipWindow(window.row_off, window.col_off + 128, 256, 128)
+        sent = sum(r.sent for r in server.take())
+        needed = tile_bytes(folder / "synthetic.tif", added, 128)
+        assert needed <= sent <= needed + CHUNK  # (exactly the tiles with GDAL 3.10)
