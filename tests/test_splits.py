@@ -19,9 +19,9 @@ from rasterio.warp import transform as warp_transform
 import geochips
 from geochips import ChipIndex, LeakageError, Scene, check_leakage, spatial_split
 from geochips.errors import InvalidParameterError
+from geochips.leakage import AREA_TOLERANCE
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
-from geochips.leakage import AREA_TOLERANCE
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
