@@ -92,7 +92,22 @@ def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
     return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
 
 
+# Opening a remote COG must neither list its "directory" nor probe for side-car files:
+# without this a header took 10 requests instead of 2 (8 of them 404s), and GDAL serialised
+# the listings, so 32 threads read headers no faster than one (benchmarks/RESULTS.md). The
+# reader applies the same option (reader.DEFAULT_GDAL_OPTIONS) before reading pixels.
+HEADER_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+
+
 def _read_one(href: str, overview_level: int | None, signer: Signer | None) -> dict[str, Any]:
+    # Set in the reading thread: rasterio's options are thread-local outside the main thread.
+    with rasterio.Env(**HEADER_GDAL_OPTIONS):
+        return _read_one_in_env(href, overview_level, signer)
+
+
+def _read_one_in_env(
+    href: str, overview_level: int | None, signer: Signer | None
+) -> dict[str, Any]:
     path = signer(href) if signer is not None else href
     with rasterio.open(path) as full:
         info: dict[str, Any] = {

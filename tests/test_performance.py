@@ -1,14 +1,66 @@
 """The settings and fast paths the benchmarks rely on, checked for correctness (never timed)."""
 
+import re
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio._env import del_gdal_config
 from rasterio.env import get_gdal_config
 from rasterio.windows import Window
 
-from geochips import ChipDataset, ChipIndex, sample_data
+from geochips import ChipDataset, ChipIndex, find_sources, read_headers, sample_data
+
+
+@pytest.fixture
+def range_server(tmp_path: Path):
+    """Serve tmp_path over HTTP on 127.0.0.1 with Range support; record (path, status)."""
+    log: list[tuple[str, int]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_HEAD(self):
+            self.serve(body=False)
+
+        def do_GET(self):
+            self.serve(body=True)
+
+        def serve(self, body):
+            file = tmp_path / self.path.lstrip("/")
+            if not file.is_file():
+                log.append((self.path, 404))
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            data = file.read_bytes()
+            match = re.match(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+            start, end = (int(match[1]), int(match[2])) if match else (0, len(data) - 1)
+            end = min(end, len(data) - 1)
+            log.append((self.path, 206 if match else 200))
+            self.send_response(206 if match else 200)
+            if match:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            self.send_header("Content-Length", str(end - start + 1))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            if body:
+                self.wfile.write(data[start : end + 1])
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", log
+    server.shutdown()
+    server.server_close()
 
 
 def test_the_block_cache_is_sized_in_megabytes(make_scene):
@@ -69,3 +121,23 @@ def test_every_reading_thread_gets_the_gdal_options(make_scene):
 
     assert list(pool.map(read_in_pool, [0, 1])) == ["on", "on"]
     assert get_gdal_config("GEOCHIPS_TEST_OPTION") is None  # the main thread read nothing
+
+
+def test_remote_headers_and_threaded_reads_make_no_failed_probes(make_scene, range_server):
+    # Without GDAL_DISABLE_READDIR_ON_OPEN in every opening thread, each open listed the
+    # "directory" and probed for .aux.xml/.aux/.xml side-cars: 8 failed requests per file.
+    url, log = range_server
+    del_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN")  # as in a fresh process
+    path = make_scene("remote.tif", height=64, width=64, count=1, blocksize=16)
+    with rasterio.Env(GDAL_HTTP_TIMEOUT=10):  # a probe this server mishandles fails, not hangs
+        (scene,) = read_headers(find_sources({"remote": f"{url}/remote.tif"}), workers=2)
+    assert [status for _, status in log if status == 404] == []
+    assert len(log) <= 3  # a HEAD and one or two ranged GETs of the header
+    dataset = ChipDataset(ChipIndex.from_scenes([scene], size=16), threads=4)
+    samples = dataset.__getitems__(list(range(len(dataset))))
+    with rasterio.open(path) as src:
+        full = src.read()
+    for sample in samples:
+        rows, cols = sample["window"].slices()
+        np.testing.assert_array_equal(sample["image"].numpy(), full[:, rows, cols])
+    assert [entry for entry in log if entry[1] == 404] == []
