@@ -1,0 +1,271 @@
+"""One measurement per process: ``python benchmarks/cases.py CASE PLAN.json`` prints JSON.
+
+Every case reads the windows of a *plan* (written by ``run.py``): the scenes, the grid and
+the chip positions, in the order to read them. The limit cases use rasterio only; the
+geochips cases build the same index and read the same positions. Running each case in a
+fresh process keeps GDAL's block cache, open handles and peak RSS from leaking between
+cases.
+
+Reported: ``chips``, ``seconds`` (all chips), ``first_s`` (time to the first chip or
+batch, opening included), ``chips_per_s`` (steady state: the chips after the first batch
+over the time after it), ``rss_mb`` (peak RSS of this process) and ``workers_rss_mb``
+(largest peak RSS of a DataLoader worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+Plan = dict[str, Any]
+CASES: dict[str, Callable[[Plan], dict[str, Any]]] = {}
+
+
+def case(fn: Callable[[Plan], dict[str, Any]]) -> Callable[[Plan], dict[str, Any]]:
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def result(chips: int, starts: Sequence[float], first_chips: int) -> dict[str, Any]:
+    """``starts`` = (t0, t_first, t_end); steady chips/s excludes the first batch."""
+    t0, t_first, t_end = starts
+    steady = (chips - first_chips) / (t_end - t_first) if t_end > t_first else float("nan")
+    return {
+        "chips": chips,
+        "seconds": t_end - t0,
+        "first_s": t_first - t0,
+        "chips_per_s": steady if chips > first_chips else chips / (t_end - t0),
+        "rss_mb": peak_rss_mb(),
+        "workers_rss_mb": peak_rss_mb(resource.RUSAGE_CHILDREN) or None,
+    }
+
+
+def hrefs(plan: Plan) -> list[str]:
+    base = plan.get("base_url")
+    names = plan["scenes"]
+    return [f"{base}/{os.path.basename(p)}" if base else p for p in names]
+
+
+def windows(plan: Plan) -> list[tuple[int, Window]]:
+    return [
+        (s, Window(col_off=c, row_off=r, width=w, height=h)) for s, r, c, h, w in plan["windows"]
+    ]
+
+
+# -- the limit: rasterio alone ------------------------------------------------------------
+
+
+@case
+def limit_1t(plan: Plan) -> dict[str, Any]:
+    """Raw rasterio windowed reads from datasets opened beforehand, one thread."""
+    with rasterio.Env(**plan.get("limit_gdal", {})):
+        handles = [rasterio.open(h) for h in hrefs(plan)]
+        todo = windows(plan)
+        reset_server(plan)
+        t0 = time.perf_counter()
+        handles[todo[0][0]].read(window=todo[0][1])
+        t_first = time.perf_counter()
+        for s, w in todo[1:]:
+            handles[s].read(window=w)
+        t_end = time.perf_counter()
+    out = result(len(todo), (t0, t_first, t_end), 1)
+    out["server"] = server_stats(plan)
+    return out
+
+
+@case
+def limit_2t(plan: Plan) -> dict[str, Any]:
+    """Two threads, each with its own handles, reading alternate windows."""
+    todo = windows(plan)
+    threads = int(plan.get("threads", 2))
+    with rasterio.Env(**plan.get("limit_gdal", {})):
+        handles = [[rasterio.open(h) for h in hrefs(plan)] for _ in range(threads)]
+        barrier = threading.Barrier(threads + 1)
+
+        def work(k: int) -> None:
+            barrier.wait()
+            for s, w in todo[k::threads]:
+                handles[k][s].read(window=w)
+
+        pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for t in pool:
+            t.start()
+        t0 = time.perf_counter()
+        barrier.wait()
+        for t in pool:
+            t.join()
+        t_end = time.perf_counter()
+    return result(len(todo), (t0, t0, t_end), 0)
+
+
+# -- geochips -------------------------------------------------------------------------------
+
+
+def dataset(plan: Plan, **kwargs: Any) -> Any:
+    import geochips
+
+    index = geochips.ChipIndex.build(
+        hrefs(plan), size=plan["size"], stride=plan["stride"], edge=plan.get("edge", "drop")
+    )
+    index = index.select(np.asarray(plan["positions"], dtype=np.int64))
+    return geochips.ChipDataset(index, **{**plan.get("dataset", {}), **kwargs})
+
+
+@case
+def gc_item(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` chip by chip in one process."""
+    ds = dataset(plan)
+    reset_server(plan)
+    t0 = time.perf_counter()
+    ds[0]
+    t_first = time.perf_counter()
+    for i in range(1, len(ds)):
+        ds[i]
+    t_end = time.perf_counter()
+    out = result(len(ds), (t0, t_first, t_end), 1)
+    out["server"] = server_stats(plan)
+    return out
+
+
+@case
+def gc_getitems(plan: Plan) -> dict[str, Any]:
+    """Batches through ``__getitems__`` (threads inside the batch), one process."""
+    ds = dataset(plan, **plan.get("getitems", {}))
+    batch = int(plan.get("batch_size", 16))
+    reset_server(plan)
+    t0 = time.perf_counter()
+    t_first = t0
+    for start in range(0, len(ds), batch):
+        ds.__getitems__(list(range(start, min(start + batch, len(ds)))))
+        if start == 0:
+            t_first = time.perf_counter()
+    t_end = time.perf_counter()
+    out = result(len(ds), (t0, t_first, t_end), min(batch, len(ds)))
+    out["server"] = server_stats(plan)
+    return out
+
+
+def _loader(plan: Plan, workers: int) -> dict[str, Any]:
+    from torch.utils.data import DataLoader
+
+    import geochips
+
+    ds = dataset(plan)
+    batch = int(plan.get("batch_size", 16))
+    loader = DataLoader(
+        ds, batch_size=batch, shuffle=False, num_workers=workers, collate_fn=geochips.collate
+    )
+    return time_loader(loader, batch)
+
+
+def time_loader(loader: Any, batch: int) -> dict[str, Any]:
+    """Iterate a DataLoader once: time to the first batch, then the steady rate."""
+    t0 = time.perf_counter()
+    it = iter(loader)
+    first = next(it)
+    t_first = time.perf_counter()
+    n = len(first["image"])
+    for b in it:
+        n += len(b["image"])
+    t_end = time.perf_counter()
+    del it  # shuts the workers down, so their peak RSS is counted
+    return result(n, (t0, t_first, t_end), batch)
+
+
+@case
+def gc_loader0(plan: Plan) -> dict[str, Any]:
+    """DataLoader, no worker process (batches through ``__getitems__``)."""
+    return _loader(plan, 0)
+
+
+@case
+def gc_loader2(plan: Plan) -> dict[str, Any]:
+    """DataLoader with 2 worker processes."""
+    return _loader(plan, 2)
+
+
+# -- the HTTP server's counters -------------------------------------------------------------
+
+
+def reset_server(plan: Plan) -> None:
+    if plan.get("base_url"):
+        urllib.request.urlopen(plan["base_url"] + "/__reset").read()
+
+
+def server_stats(plan: Plan) -> dict[str, Any] | None:
+    """What the server sent since the last reset; header = bytes before the first tile."""
+    if not plan.get("base_url"):
+        return None
+    stats: dict[str, Any] = json.loads(urllib.request.urlopen(plan["base_url"] + "/__stats").read())
+    out = dict(stats["total"])
+    out["header_requests"] = out["data_requests"] = out["data_bytes"] = 0
+    for path, entry in stats["per_path"].items():
+        data_start = plan.get("data_start", {}).get(os.path.basename(path), 0)
+        for start, length in entry["spans"]:
+            if start < data_start:
+                out["header_requests"] += 1
+            else:
+                out["data_requests"] += 1
+                out["data_bytes"] += length
+    return out
+
+
+@case
+def latency_batch(plan: Plan) -> dict[str, Any]:
+    """``plan["measure"]`` chips read one by one, as many others in batches (__getitems__)."""
+    ds = dataset(plan)
+    batch = int(plan.get("batch_size", 16))
+    n = int(plan["measure"])  # chips [0, n) one by one, [n, 2n) in batches, then warm-ups
+    ds.__getitems__(list(range(2 * n, 2 * n + batch)))  # the pool's handles (headers cached)
+    ds[2 * n + batch]  # and the main thread's
+    t0 = time.perf_counter()
+    for i in range(0, n):
+        ds[i]
+    t1 = time.perf_counter()
+    for start in range(n, 2 * n, batch):
+        ds.__getitems__(list(range(start, start + batch)))
+    t2 = time.perf_counter()
+    return {
+        "chips": n,
+        "single_chips_per_s": n / (t1 - t0),
+        "batch_chips_per_s": n / (t2 - t1),
+        "speedup": (t1 - t0) / (t2 - t1),
+        "threads": ds._threads(),
+    }
+
+
+@case
+def headers(plan: Plan) -> dict[str, Any]:
+    """Header reads of many remote scenes, one by one and concurrently (distinct URLs)."""
+    from geochips import find_sources, read_headers
+
+    out: dict[str, Any] = {}
+    for key, workers in (("sequential", 1), ("workers_8", 8), ("workers_32", 32)):
+        sources = find_sources(plan["header_urls"][key])
+        t0 = time.perf_counter()
+        read_headers(sources, workers=workers)
+        out[key] = time.perf_counter() - t0
+    out["scenes"] = len(plan["header_urls"]["sequential"])
+    return out
+
+
+if __name__ == "__main__":
+    name, plan_path = sys.argv[1], sys.argv[2]
+    with open(plan_path) as f:
+        loaded = json.load(f)
+    print(json.dumps(CASES[name](loaded)))

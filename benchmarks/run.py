@@ -1,0 +1,266 @@
+"""Run every benchmark side by side and print (or write) the results table.
+
+    python benchmarks/run.py --quick                 # smoke run, small scenes (~2 min)
+    python benchmarks/run.py --write RESULTS.md      # the recorded run (~10 min)
+
+Each case runs in its own process, ``--repeat`` times, interleaved with the others (so
+background load hits every case alike); the table keeps each case's best run and the
+spread. Ratios are to the limit: raw rasterio reads of the same windows, in the same order,
+from datasets opened beforehand, in one thread, with the same GDAL block cache size.
+Peers run in their own environments (see README.md) and are skipped when absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import data  # noqa: E402
+import remote  # noqa: E402
+
+PEER_PYTHONS = {
+    "torchgeo": os.environ.get("GEOCHIPS_BENCH_TORCHGEO", "/work/venv-torchgeo/bin/python"),
+    "xbatcher": os.environ.get("GEOCHIPS_BENCH_XBATCHER", "/work/venv-peers/bin/python"),
+}
+CACHE_MB = 128  # geochips' default GDAL_CACHEMAX; the limit gets the same
+
+
+def run_case(python: str, script: str, name: str, plan: dict[str, Any]) -> dict[str, Any]:
+    """Run one case in a fresh process and return its JSON result."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(plan, f)
+    try:
+        proc = subprocess.run(
+            [python, str(HERE / script), name, f.name],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+    finally:
+        os.unlink(f.name)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the highest chips/s, plus the spread of chips/s over the runs."""
+    good = [r for r in runs if "error" not in r and "skipped" not in r]
+    if not good:
+        return runs[0]
+    rates = [r["chips_per_s"] for r in good]
+    best = dict(max(good, key=lambda r: r["chips_per_s"]))
+    best["spread"] = (min(rates), max(rates))
+    return best
+
+
+def grid_plan(
+    scenes: list[Path], size: int, stride: int, chips: int, order: str, seed: int = 0
+) -> dict[str, Any]:
+    """The windows of a grid, as geochips indexes them, in a fixed (shuffled) order."""
+    import geochips
+
+    index = geochips.ChipIndex.build([str(p) for p in scenes], size=size, stride=stride)
+    positions = np.arange(len(index))
+    if order == "shuffled":
+        positions = np.random.default_rng(seed).permutation(len(index))
+    positions = positions[:chips]
+    cols = {k: index.column(k)[positions] for k in ("scene", "row_off", "col_off")}
+    return {
+        "scenes": [str(p) for p in scenes],
+        "size": size,
+        "stride": stride,
+        "order": order,
+        "positions": positions.tolist(),
+        "windows": [
+            [int(s), int(r), int(c), size, size]
+            for s, r, c in zip(cols["scene"], cols["row_off"], cols["col_off"], strict=True)
+        ],
+        "limit_gdal": {"GDAL_CACHEMAX": CACHE_MB},
+        "batch_size": 16,
+        "block_shape": list(index.scenes[0].block_shape),
+        "index_chips": len(index),
+        "scene_shape": list(index.scenes[0].shape),
+    }
+
+
+LOCAL_CASES = [
+    ("limit", "limit_1t", "rasterio loop, 1 thread (the limit)"),
+    ("limit", "limit_2t", "rasterio, 2 threads, a handle each"),
+    ("main", "gc_item", "geochips `ds[i]`, 1 process"),
+    ("main", "gc_getitems", "geochips `__getitems__`, 2 threads"),
+    ("main", "gc_loader0", "geochips DataLoader, 0 workers"),
+    ("main", "gc_loader2", "geochips DataLoader, 2 workers"),
+    ("torchgeo", "torchgeo_w0", "torchgeo RasterDataset+GridGeoSampler, 0 workers"),
+    ("torchgeo", "torchgeo_w2", "torchgeo RasterDataset+GridGeoSampler, 2 workers"),
+    ("xbatcher", "xbatcher", "rioxarray + xbatcher BatchGenerator, 1 process"),
+]
+
+
+def python_for(kind: str) -> tuple[str, str] | None:
+    if kind in ("limit", "main"):
+        return sys.executable, "cases.py"
+    python = PEER_PYTHONS[kind]
+    return (python, "peers.py") if Path(python).exists() else None
+
+
+def local_section(args: argparse.Namespace, grids: list[dict[str, Any]]) -> list[str]:
+    """Run the local cases of every grid, interleaved, and return table lines."""
+    lines = [
+        "| grid | reader | chips/s (best; spread) | × limit | first batch s | peak RSS MB "
+        "(workers) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for grid in grids:
+        plan = grid["plan"]
+        cases = [c for c in LOCAL_CASES if c[1] in grid["cases"]]
+        runs: dict[str, list[dict[str, Any]]] = {c[1]: [] for c in cases}
+        for _ in range(args.repeat):
+            for kind, name, _label in cases:
+                found = python_for(kind)
+                if found is None:
+                    runs[name].append({"skipped": f"{kind} not installed ({PEER_PYTHONS[kind]})"})
+                    continue
+                runs[name].append(run_case(found[0], found[1], name, plan))
+                print(f"  {grid['name']:<28} {name:<14} {runs[name][-1]}", file=sys.stderr)
+        limit = best_of(runs["limit_1t"])["chips_per_s"]
+        grid["limit_chips_per_s"] = limit
+        for _kind, name, label in cases:
+            r = best_of(runs[name])
+            grid.setdefault("results", {})[name] = r
+            if "chips_per_s" not in r:
+                lines.append(f"| {grid['name']} | {label} | {r.get('skipped') or r} | | | |")
+                continue
+            lo, hi = r["spread"]
+            workers = f" ({r['workers_rss_mb']:.0f})" if r.get("workers_rss_mb") else ""
+            lines.append(
+                f"| {grid['name']} | {label} | {r['chips_per_s']:.0f} ({lo:.0f}–{hi:.0f}) | "
+                f"{r['chips_per_s'] / limit:.2f} | {r['first_s']:.3f} | "
+                f"{r['rss_mb']:.0f}{workers} |"
+            )
+    return lines
+
+
+def memory_section(args: argparse.Namespace) -> list[str]:
+    """Peak RSS reading the same number of chips from a small and a large scene."""
+    lines = [
+        "| scene | reader | chips | peak RSS MB |",
+        "| --- | --- | --- | --- |",
+    ]
+    for path in data.memory_scenes(args.quick):
+        plan = grid_plan([path], 512, 512, 64 if args.quick else 200, "shuffled")
+        for name, label in (("limit_1t", "rasterio loop"), ("gc_item", "geochips `ds[i]`")):
+            r = run_case(sys.executable, "cases.py", name, plan)
+            print(f"  memory {path.name} {name} {r}", file=sys.stderr)
+            rss = f"{r['rss_mb']:.0f}" if "rss_mb" in r else r.get("error")
+            h, w = plan["scene_shape"]
+            lines.append(f"| {h}×{w} | {label} | {r.get('chips')} | {rss} |")
+    return lines
+
+
+def index_section(args: argparse.Namespace) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "bench_index.py")], capture_output=True, text=True, check=True
+    )
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return [
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+        f"| build 1,000,000 chips (`ChipIndex.from_scenes`, 100 scenes) | "
+        f"{res['build_s']:.3f} s | < 0.5 s |",
+        f"| bytes per chip (all columns) | {res['bytes_per_chip']:.1f} | < 64 |",
+        f"| pickled index, bytes per chip | {res['pickle_bytes_per_chip']:.1f} | |",
+    ]
+
+
+def machine() -> str:
+    import rasterio
+    import torch
+
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, rasterio "
+        f"{rasterio.__version__} (GDAL {rasterio.__gdal_version__}), numpy {np.__version__}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small scenes and chip counts")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each case")
+    parser.add_argument("--chips", type=int, default=None, help="chips read per case")
+    parser.add_argument("--only", choices=["local", "memory", "index", "remote"], action="append")
+    parser.add_argument("--write", type=Path, help="write the markdown table here")
+    args = parser.parse_args()
+    sections = args.only or ["local", "memory", "index", "remote"]
+    started = time.time()
+    chips = args.chips or (160 if args.quick else 480)
+    scenes = data.main_scenes(args.quick)
+    print(f"scenes: {[p.name for p in scenes]}", file=sys.stderr)
+    all_cases = [c[1] for c in LOCAL_CASES]
+    core = ["limit_1t", "gc_item", "gc_getitems", "gc_loader2", "torchgeo_w2"]
+    grids = [
+        {"name": "512/512 aligned", "cases": all_cases},
+        {"name": "512/256 overlapping", "cases": core},
+        {"name": "500/500 not aligned", "cases": core},
+        {"name": "real samples 256/256", "cases": ["limit_1t", "gc_item", "gc_getitems"]},
+    ]
+    specs = [(scenes, 512, 512), (scenes, 512, 256), (scenes, 500, 500)]
+    specs.append((data.sample_scenes(), 256, 256))
+    for grid, (paths, size, stride) in zip(grids, specs, strict=True):
+        grid["plan"] = grid_plan(paths, size, stride, chips, "shuffled")
+    out = [
+        "# geochips benchmark results",
+        "",
+        f"Command: `python benchmarks/run.py {' '.join(sys.argv[1:])}`  ",
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  ",
+        f"Machine: {machine()}  ",
+        f"Scenes: {', '.join(p.name for p in scenes)} (Sentinel-1-like uint16, DEFLATE, "
+        "512×512 tiles, overviews) and the real samples in geochips/sample_data",
+        "",
+    ]
+    if "local" in sections:
+        out += [
+            f"## Local files: {chips} chips per case, shuffled order, best of {args.repeat}",
+            "",
+        ]
+        out += local_section(args, grids)
+        out.append("")
+    if "memory" in sections:
+        out += ["## Memory: peak RSS against scene size", ""] + memory_section(args) + [""]
+    if "index" in sections:
+        out += ["## Index", ""] + index_section(args) + [""]
+    if "remote" in sections:
+        out += ["## Remote (loopback HTTP)", ""] + remote.section(args, scenes, grid_plan) + [""]
+    out.append(f"Run time: {time.time() - started:.0f} s")
+    text = "\n".join(out) + "\n"
+    print(text)
+    if args.write:
+        args.write.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
