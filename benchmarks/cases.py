@@ -38,6 +38,17 @@ def case(fn: Callable[[Plan], dict[str, Any]]) -> Callable[[Plan], dict[str, Any
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak RSS in MB: of this process (VmHWM), or the largest of its finished children.
+
+    ``ru_maxrss`` of the process itself survives ``exec`` (it would report the parent's
+    peak); VmHWM belongs to the current address space. A forked worker's peak counts the
+    pages it shares with its parent.
+    """
+    if who == resource.RUSAGE_SELF:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
 

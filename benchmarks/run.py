@@ -92,7 +92,8 @@ def grid_plan(
             [int(s), int(r), int(c), size, size]
             for s, r, c in zip(cols["scene"], cols["row_off"], cols["col_off"], strict=True)
         ],
-        "limit_gdal": {"GDAL_CACHEMAX": CACHE_MB},
+        # rasterio passes an int GDAL_CACHEMAX to GDAL as bytes (geochips converts its MB)
+        "limit_gdal": {"GDAL_CACHEMAX": CACHE_MB * 1024 * 1024},
         "batch_size": 16,
         "block_shape": list(index.scenes[0].block_shape),
         "index_chips": len(index),
@@ -163,8 +164,11 @@ def memory_section(args: argparse.Namespace) -> list[str]:
         "| scene | reader | chips | peak RSS MB |",
         "| --- | --- | --- | --- |",
     ]
-    for path in data.memory_scenes(args.quick):
-        plan = grid_plan([path], 512, 512, 64 if args.quick else 200, "shuffled")
+    small, large = data.memory_scenes(args.quick)
+    few = grid_plan([small], 512, 512, 64, "shuffled")["index_chips"]  # every chip of it
+    many = 160 if args.quick else 600  # more tiles than the block cache holds
+    for path, chips in ((small, few), (large, few), (large, many)):
+        plan = grid_plan([path], 512, 512, chips, "shuffled")
         for name, label in (("limit_1t", "rasterio loop"), ("gc_item", "geochips `ds[i]`")):
             r = run_case(sys.executable, "cases.py", name, plan)
             print(f"  memory {path.name} {name} {r}", file=sys.stderr)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import get_worker_info
 
 from geochips.errors import CollateError
 
@@ -64,4 +65,12 @@ def _stack(
             f"{tuple(first.shape)} {first.dtype}, but {listing}{more} differ. Choose bands= "
             "and dtype= so every scene gives the same shape, or batch scenes separately"
         )
-    return torch.stack(tensors)
+    out = None
+    if get_worker_info() is not None:
+        # In a DataLoader worker, stack straight into shared memory, as default_collate
+        # does: the batch then reaches the main process without one more copy.
+        storage = first._typed_storage()._new_shared(  # type: ignore[no-untyped-call]
+            sum(t.numel() for t in tensors), device=first.device
+        )
+        out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)

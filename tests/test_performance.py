@@ -11,8 +11,9 @@ import rasterio
 from rasterio._env import del_gdal_config
 from rasterio.env import get_gdal_config
 from rasterio.windows import Window
+from torch.utils.data import DataLoader
 
-from geochips import ChipDataset, ChipIndex, find_sources, read_headers, sample_data
+from geochips import ChipDataset, ChipIndex, collate, find_sources, read_headers, sample_data
 
 
 @pytest.fixture
@@ -141,3 +142,28 @@ def test_remote_headers_and_threaded_reads_make_no_failed_probes(make_scene, ran
         rows, cols = sample["window"].slices()
         np.testing.assert_array_equal(sample["image"].numpy(), full[:, rows, cols])
     assert [entry for entry in log if entry[1] == 404] == []
+
+
+def _collate_in_worker(samples):
+    batch = collate(samples)
+    return batch["image"].is_shared(), batch["image"]
+
+
+def test_workers_stack_batches_in_shared_memory(make_scene):
+    # Stacking into shared memory in the worker spares the copy that sending it would make.
+    path = make_scene(height=32, width=64, count=2)
+    dataset = ChipDataset(ChipIndex.build([path], size=16))
+    loader = DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=_collate_in_worker)
+    with rasterio.open(path) as src:
+        full = src.read()
+    seen = 0
+    for shared, images in loader:
+        assert shared
+        for image in images:
+            r, c = divmod(seen, 4)
+            np.testing.assert_array_equal(
+                image.numpy(), full[:, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16]
+            )
+            seen += 1
+    assert seen == len(dataset) == 8
+    assert not collate([dataset[0]])["image"].is_shared()  # outside workers: plain memory
