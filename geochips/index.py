@@ -112,6 +112,8 @@ class ChipIndex:
         workers: int = 8,
         progress: Callable[[int, int], None] | bool | None = None,
         gdal_options: Mapping[str, Any] | None = None,
+        grid: str | int | None = None,
+        resampling: str = "nearest",
     ) -> ChipIndex:
         """Read scene headers (never pixels) and lay a grid of chips over each scene.
 
@@ -135,6 +137,13 @@ class ChipIndex:
             gdal_options: GDAL configuration options for reading the headers, over
                 :data:`geochips.reader.DEFAULT_GDAL_OPTIONS` (give them to
                 :class:`ChipDataset` too, for the reads).
+            grid: asset key (or file position) whose grid the other assets of each scene
+                are resampled onto, lazily, through a GDAL warped VRT; e.g. ``grid="B04"``
+                to read Sentinel-2's 20 m bands on the 10 m grid. By default assets must
+                already share a grid.
+            resampling: how resampled assets are interpolated: ``"nearest"``,
+                ``"bilinear"``, ``"cubic"``, ``"cubic_spline"``, ``"lanczos"``,
+                ``"average"`` or ``"mode"``.
 
         Raises:
             InvalidParameterError: on bad grid parameters or sources.
@@ -150,7 +159,9 @@ class ChipIndex:
                 f"overview_level must be None (full resolution) or an int >= 0, "
                 f"got overview_level={overview_level!r}"
             )
-        scene_sources = find_sources(sources, assets=assets, properties=properties)
+        scene_sources = find_sources(
+            sources, assets=assets, properties=properties, check_grids=grid is None
+        )
         signer = resolve_signer(sign, (h for s in scene_sources for h in s.hrefs))
         scene_sources = unsigned_all(signer, scene_sources)  # the index keeps no token
         with gdal_env(gdal_options):
@@ -160,6 +171,8 @@ class ChipIndex:
                 signer=signer,
                 workers=workers,
                 progress=resolve_progress(progress, len(scene_sources)),
+                grid=grid,
+                resampling=resampling,
             )
         return cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
 

@@ -95,6 +95,9 @@ def scene_to_json(scene: Scene) -> dict[str, Any]:
         "offsets": list(scene.offsets),
         "full_shape": list(scene.full_shape),
         "properties": scene.properties,
+        "resampling": scene.resampling,
+        "warped": list(scene.warped),
+        "file_levels": list(scene.file_levels),
     }
 
 
@@ -107,6 +110,12 @@ def _num(value: Any, what: str) -> float:
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{what} must be an int, got {value!r}")
+    return value
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be true or false, got {value!r}")
     return value
 
 
@@ -151,6 +160,11 @@ def scene_from_json(data: Any) -> Scene:
     properties = data.get("properties", {})
     if not isinstance(properties, dict):
         raise ValueError(f"scene {sid!r}: properties must be an object")
+    resampling = data.get("resampling")
+    file_levels = tuple(
+        None if v is None else _int(v, "file_levels")
+        for v in _list(data.get("file_levels", []), "file_levels")
+    )
     return Scene(
         id=sid,
         hrefs=tuple(_str(h, "href") for h in _list(data["hrefs"], "hrefs")),
@@ -170,6 +184,9 @@ def scene_from_json(data: Any) -> Scene:
         offsets=tuple(_num(v, "offsets") for v in _list(data["offsets"], "offsets")),
         full_shape=tuple(_int(v, "full_shape") for v in _list(data["full_shape"], "full")),  # type: ignore[arg-type]
         properties=properties,
+        resampling=None if resampling is None else _str(resampling, "resampling"),
+        warped=tuple(_bool(v, "warped") for v in _list(data.get("warped", []), "warped")),
+        file_levels=file_levels,
     )
 
 

@@ -17,14 +17,16 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.env import set_gdal_config
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geochips import hrefs
@@ -64,22 +66,58 @@ def gdal_env(options: Mapping[str, Any] | None = None) -> rasterio.Env:
     )
 
 
+HandleKey: TypeAlias = tuple[str, Hashable]
+"""``(href, how it is opened)``: the overview level, or the whole warp for a resampled file."""
+
+
+class WarpedHandle:
+    """A file opened at ``level`` and resampled onto a scene's grid by a GDAL warped VRT."""
+
+    def __init__(self, src: DatasetReader, scene: Scene) -> None:
+        self._src = src
+        try:
+            self._vrt = WarpedVRT(
+                src,
+                crs=scene.crs,
+                transform=scene.transform,
+                width=scene.width,
+                height=scene.height,
+                resampling=Resampling[scene.resampling or "nearest"],
+            )
+        except Exception:
+            src.close()
+            raise
+
+    def read(self, indexes: list[int], window: Window) -> np.ndarray:
+        """Read ``indexes`` in ``window`` of the scene's grid."""
+        data: np.ndarray = self._vrt.read(indexes, window=window)
+        return data
+
+    def close(self) -> None:
+        """Close the warp and the file under it."""
+        self._vrt.close()
+        self._src.close()
+
+
+Handle: TypeAlias = DatasetReader | WarpedHandle
+
+
 class HandleCache:
-    """A bounded LRU of open datasets, keyed by (href, overview level)."""
+    """A bounded LRU of open datasets, keyed by (href, how it is opened)."""
 
     def __init__(self, max_open: int) -> None:
         self.max_open = max_open
-        self._open: OrderedDict[tuple[str, int | None], DatasetReader] = OrderedDict()
-        self._paths: dict[tuple[str, int | None], str] = {}
+        self._open: OrderedDict[HandleKey, Handle] = OrderedDict()
+        self._paths: dict[HandleKey, str] = {}
 
-    def get(self, key: tuple[str, int | None]) -> DatasetReader | None:
+    def get(self, key: HandleKey) -> Handle | None:
         """Return the open dataset for ``key`` (marking it recently used), or ``None``."""
         handle = self._open.get(key)
         if handle is not None:
             self._open.move_to_end(key)
         return handle
 
-    def put(self, key: tuple[str, int | None], handle: DatasetReader, path: str = "") -> None:
+    def put(self, key: HandleKey, handle: Handle, path: str = "") -> None:
         """Keep ``handle`` open, closing the least recently used one beyond ``max_open``.
 
         ``path`` is what was opened (the signed href), kept to notice a re-signed href.
@@ -91,11 +129,11 @@ class HandleCache:
             self._paths.pop(old_key, None)
             oldest.close()
 
-    def path(self, key: tuple[str, int | None]) -> str:
+    def path(self, key: HandleKey) -> str:
         """Return the path ``key``'s handle was opened with (``""`` if none is open)."""
         return self._paths.get(key, "")
 
-    def discard(self, key: tuple[str, int | None]) -> None:
+    def discard(self, key: HandleKey) -> None:
         """Close and forget ``key``'s handle, if open."""
         handle = self._open.pop(key, None)
         self._paths.pop(key, None)
@@ -185,44 +223,57 @@ class Reader:
                 for cache in self._caches:
                     cache.clear()
 
-    def _handle(self, scene: Scene, file: int) -> DatasetReader:
+    @staticmethod
+    def _key(scene: Scene, file: int) -> HandleKey:
+        if not scene.is_warped(file):
+            return scene.hrefs[file], scene.overview_level
+        grid = (scene.crs, tuple(scene.transform or ()), scene.height, scene.width)
+        return scene.hrefs[file], (scene.file_level(file), grid, scene.resampling)
+
+    def _handle(self, scene: Scene, file: int) -> Handle:
         cache = self._cache()
         href = scene.hrefs[file]
-        key = (href, scene.overview_level)
+        key = self._key(scene, file)
         path = self.signer(href) if self.signer is not None else href
         handle = cache.get(key)
         if handle is not None and cache.path(key) != path:
             cache.discard(key)  # its token nears expiry: reopen with the new signature
             handle = None
         if handle is None:
-            try:
-                handle = self._open(scene, path)
-            except RasterioError as exc:
-                if self.signer is None or path == href:
-                    raise self._open_error(scene, href, exc) from None
+            handle, failure = self._try_open(scene, file, path)
+            if handle is None and self.signer is not None and path != href:
                 # A refused signature (HTTP 403, expired or revoked token): sign afresh once.
                 path = self.signer.refresh(href, failed=path)
-                try:
-                    handle = self._open(scene, path)
-                except RasterioError as exc:
-                    raise self._open_error(scene, href, exc) from None
+                handle, failure = self._try_open(scene, file, path)
+            if handle is None:
+                raise self._open_error(scene, href, failure)
             cache.put(key, handle, path)
         return handle
 
     @staticmethod
-    def _open(scene: Scene, path: str) -> DatasetReader:
-        kwargs = {} if scene.overview_level is None else {"overview_level": scene.overview_level}
+    def _open(scene: Scene, file: int, path: str) -> Handle:
+        level = scene.file_level(file)
+        kwargs = {} if level is None else {"overview_level": level}
         if scene.georef == "none":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 return rasterio.open(path, **kwargs)
-        return rasterio.open(path, **kwargs)
+        src = rasterio.open(path, **kwargs)
+        return WarpedHandle(src, scene) if scene.is_warped(file) else src
+
+    def _try_open(self, scene: Scene, file: int, path: str) -> tuple[Handle | None, str]:
+        # Errors are turned into text here, so that the SceneReadError raised later has no
+        # exception context that could hold the signed path.
+        try:
+            return self._open(scene, file, path), ""
+        except RasterioError as exc:
+            return None, hrefs.redact_text(str(exc))
 
     @staticmethod
-    def _open_error(scene: Scene, href: str, exc: Exception) -> SceneReadError:
+    def _open_error(scene: Scene, href: str, failure: str) -> SceneReadError:
         return SceneReadError(
             f"cannot open scene {scene.id!r} at {hrefs.redact(href)}: "
-            f"{hrefs.redact_text(str(exc))}. The index was built from this file: "
+            f"{failure}. The index was built from this file: "
             "check it still exists and is readable"
             + (", and that its signer (sign=) gives access" if hrefs.is_remote(href) else "")
         )
@@ -235,7 +286,7 @@ class Reader:
             return first
         except RasterioError:
             href = scene.hrefs[file]
-            key = (href, scene.overview_level)
+            key = self._key(scene, file)
             path = self._cache().path(key)
             if self.signer is None or path in ("", href):
                 raise
@@ -281,15 +332,18 @@ class Reader:
         parts = []
         # Consecutive bands of one file are read in one call.
         for file, indexes in _group_by_file(wanted):
+            failure = None
             try:
                 parts.append(self._read_file(scene, file, indexes, inner))
             except RasterioError as exc:
+                failure = hrefs.redact_text(str(exc))
+            if failure is not None:  # raised here: no exception context holds a signed path
                 raise SceneReadError(
                     f"cannot read window (row_off={window.row_off}, col_off={window.col_off}, "
                     f"height={window.height}, width={window.width}) of scene {scene.id!r} at "
-                    f"{hrefs.redact(scene.hrefs[file])}: {hrefs.redact_text(str(exc))}. The "
-                    "file may be truncated or corrupt; re-download it or drop the scene"
-                ) from None
+                    f"{hrefs.redact(scene.hrefs[file])}: {failure}. The file may be "
+                    "truncated or corrupt; re-download it or drop the scene"
+                )
         data = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if out is None:
             return data

@@ -25,7 +25,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import from_gcps
 
 from geochips import hrefs
-from geochips.errors import IncompatibleScenesError, SceneHeaderError
+from geochips.errors import IncompatibleScenesError, InvalidParameterError, SceneHeaderError
 from geochips.signing import Signer
 from geochips.sources import SceneSource
 
@@ -64,6 +64,12 @@ class Scene:
     full_shape: tuple[int, int] = (0, 0)
     """``(height, width)`` of the full-resolution grid."""
     properties: dict[str, Any] = field(default_factory=dict, compare=False)
+    resampling: str | None = None
+    """Resampling of the files read onto the scene's grid (``None``: all are on it)."""
+    warped: tuple[bool, ...] = ()
+    """Per file: read through a warp onto the scene's grid (empty: none is)."""
+    file_levels: tuple[int | None, ...] = ()
+    """Per file: overview level opened (empty: ``overview_level`` for every file)."""
 
     @property
     def count(self) -> int:
@@ -79,6 +85,14 @@ class Scene:
     def name(self) -> str:
         """What messages call the scene: its id and redacted first href."""
         return f"{self.id!r} ({hrefs.redact(self.hrefs[0])})"
+
+    def file_level(self, file: int) -> int | None:
+        """Return the overview level the file at position ``file`` is opened at."""
+        return self.file_levels[file] if self.file_levels else self.overview_level
+
+    def is_warped(self, file: int) -> bool:
+        """Return whether the file at position ``file`` is resampled onto the scene's grid."""
+        return bool(self.warped) and self.warped[file]
 
     def band_map(self) -> list[tuple[int, int]]:
         """Return ``(file position, band index in that file)`` for every stacked band."""
@@ -145,50 +159,98 @@ def read_header(
     source: SceneSource,
     overview_level: int | None = None,
     signer: Signer | None = None,
+    grid: str | int | None = None,
+    resampling: str = "nearest",
 ) -> Scene:
     """Read the header of one scene (every file of it), without reading pixels.
 
+    ``grid`` names the file (asset key, or position among the scene's files) whose grid
+    the others are resampled onto with ``resampling``; by default every file must already
+    be on the first file's grid.
+
     Raises:
         SceneHeaderError: if a file cannot be opened or lacks the overview level.
-        IncompatibleScenesError: if stacked files are not on one grid or differ in dtype.
+        IncompatibleScenesError: if stacked files are not on one grid (and no ``grid``
+            was given), or differ in dtype or nodata.
     """
     # A scene without georeferencing is handled (georef="none"), so rasterio's warning
     # about it says nothing new.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return _read_header(source, overview_level, signer)
+        return _read_header(source, overview_level, signer, grid, resampling)
 
 
-def _read_header(source: SceneSource, overview_level: int | None, signer: Signer | None) -> Scene:
-    infos = []
-    for href in source.hrefs:
-        try:
-            infos.append(_read_one(href, overview_level, signer))
-        except RasterioError as exc:
-            raise SceneHeaderError(
-                f"cannot open scene {source.id!r} at {hrefs.redact(href)}: "
-                f"{hrefs.redact_text(str(exc))}. Check that the path or URL exists and is "
-                "a raster GDAL can read (GeoTIFF/COG)"
-            ) from None
-    first = infos[0]
+def _open_info(
+    source: SceneSource, file: int, overview_level: int | None, signer: Signer | None
+) -> dict[str, Any]:
+    href = source.hrefs[file]
+    message = None
+    try:
+        return _read_one(href, overview_level, signer)
+    except RasterioError as exc:
+        # Built outside the except block, so the error's context holds no signed URL.
+        message = hrefs.redact_text(str(exc))
+    raise SceneHeaderError(
+        f"cannot open scene {source.id!r} at {hrefs.redact(href)}: {message}. Check that "
+        "the path or URL exists and is a raster GDAL can read (GeoTIFF/COG)"
+    )
+
+
+def _read_header(
+    source: SceneSource,
+    overview_level: int | None,
+    signer: Signer | None,
+    grid: str | int | None = None,
+    resampling: str = "nearest",
+) -> Scene:
+    files = range(len(source.hrefs))
+    ref = 0 if grid is None else _grid_position(source, grid, resampling)
+    infos = [
+        _open_info(source, f, overview_level, signer) if grid is None or f == ref else {}
+        for f in files
+    ]
+    levels: list[int | None] = [overview_level] * len(infos)
+    warped = [False] * len(infos)
+    if grid is not None:
+        ref_full = infos[ref] if overview_level is None else _open_info(source, ref, None, signer)
+        for f in files:
+            if f == ref:
+                continue
+            full = _open_info(source, f, None, signer)
+            if (full["full_shape"], full["crs"], full["transform"]) == (
+                ref_full["full_shape"],
+                ref_full["crs"],
+                ref_full["transform"],
+            ):
+                infos[f] = (
+                    full
+                    if overview_level is None
+                    else _open_info(source, f, overview_level, signer)
+                )
+            else:
+                infos[f], warped[f] = full, True
+                levels[f] = _warp_level(source, f, full, infos[ref])
+    first = infos[ref]
     labels = source.assets or tuple(hrefs.redact(h) for h in source.hrefs)
-    for name, info in zip(labels[1:], infos[1:], strict=True):
-        problems = [
-            f"{what} {info[key]} vs {first[key]}"
-            for what, key in (
-                ("shape", "shape"),
-                ("crs", "crs"),
-                ("transform", "transform"),
-                ("dtypes", "dtypes"),
-                ("nodata", "nodata"),
-            )
-            if info[key] != first[key]
-        ]
+    for f in files:
+        info, name = infos[f], labels[f]
+        if f == ref:
+            continue
+        # A resampled file only has to agree on what the warp cannot change.
+        keys = (
+            ["dtypes", "nodata"] if warped[f] else ["shape", "crs", "transform", "dtypes", "nodata"]
+        )
+        problems = [f"{key} {info[key]} vs {first[key]}" for key in keys if info[key] != first[key]]
         if problems:
+            fix = (
+                "Resampling needs one dtype and nodata in every file"
+                if warped[f]
+                else "Index them as separate scenes, choose assets on one grid, or resample "
+                "them onto one with grid=<asset>, resampling='bilinear'"
+            )
             raise IncompatibleScenesError(
-                f"cannot stack {labels[0]!r} and {name!r} of scene {source.id!r} as bands: "
-                f"{'; '.join(problems)}. Index them as separate scenes, or choose assets "
-                "on one grid"
+                f"cannot stack {labels[ref]!r} and {name!r} of scene {source.id!r} as "
+                f"bands: {'; '.join(problems)}. {fix}"
             )
     dtypes = first["dtypes"]
     if len(dtypes) != 1:
@@ -215,6 +277,7 @@ def _read_header(source: SceneSource, overview_level: int | None, signer: Signer
         transform = from_gcps(scaled)
     else:
         georef, crs, transform = "none", None, None
+    any_warped = any(warped)
     return Scene(
         id=source.id,
         hrefs=source.hrefs,
@@ -234,7 +297,62 @@ def _read_header(source: SceneSource, overview_level: int | None, signer: Signer
         offsets=tuple(o for i in infos for o in i["offsets"]),
         full_shape=first["full_shape"],
         properties=dict(source.properties),
+        resampling=resampling if any_warped else None,
+        warped=tuple(warped) if any_warped else (),
+        file_levels=tuple(levels) if any_warped else (),
     )
+
+
+RESAMPLINGS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
+
+
+def _grid_position(source: SceneSource, grid: str | int, resampling: str) -> int:
+    if resampling not in RESAMPLINGS:
+        raise InvalidParameterError(
+            f"resampling must be one of {', '.join(RESAMPLINGS)}, got {resampling!r}"
+        )
+    if isinstance(grid, str):
+        if grid in source.assets:
+            return source.assets.index(grid)
+        raise InvalidParameterError(
+            f"grid={grid!r} is not an asset of scene {source.id!r}, whose assets are "
+            f"{', '.join(map(repr, source.assets)) or 'none (plain files: give a position)'}"
+        )
+    if isinstance(grid, int) and not isinstance(grid, bool) and 0 <= grid < len(source.hrefs):
+        return grid
+    raise InvalidParameterError(
+        f"grid must be an asset key or a file position 0..{len(source.hrefs) - 1} of scene "
+        f"{source.id!r}, got grid={grid!r}"
+    )
+
+
+def _warp_level(
+    source: SceneSource, file: int, full: dict[str, Any], target: dict[str, Any]
+) -> int | None:
+    """Return the coarsest overview of a resampled file still as fine as the target grid.
+
+    Reading a 10 m band onto a 160 m grid from full resolution would decode 256 times the
+    pixels needed; GDAL's warper does not pick overviews by itself here.
+    """
+    label = source.assets[file] if source.assets else hrefs.redact(source.hrefs[file])
+    if target["crs"] is None or target["gcps"][0] or target["transform"].is_identity:
+        raise IncompatibleScenesError(
+            f"grid of scene {source.id!r} must be georeferenced by a CRS and a transform to "
+            "resample other files onto it; choose another grid="
+        )
+    if full["crs"] is None or full["transform"].is_identity:
+        raise IncompatibleScenesError(
+            f"{label!r} of scene {source.id!r} has no CRS and transform (GCP-only or not "
+            "georeferenced), so it cannot be resampled onto the scene's grid"
+        )
+    if full["crs"] != target["crs"]:
+        return None
+    factor = abs(target["transform"].a) / abs(full["transform"].a)
+    level = None
+    for position, overview in enumerate(full["overviews"]):
+        if overview <= factor * (1 + 1e-6):
+            level = position
+    return level
 
 
 def read_headers(
@@ -244,6 +362,8 @@ def read_headers(
     signer: Signer | None = None,
     workers: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    grid: str | int | None = None,
+    resampling: str = "nearest",
 ) -> list[Scene]:
     """Read the headers of many scenes concurrently (GDAL releases the GIL).
 
@@ -256,7 +376,10 @@ def read_headers(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
-            futures = [pool.submit(_read_header, s, overview_level, signer) for s in sources]
+            futures = [
+                pool.submit(_read_header, s, overview_level, signer, grid, resampling)
+                for s in sources
+            ]
             for done, (position, future) in enumerate(enumerate(futures), start=1):
                 try:
                     results[position] = future.result()

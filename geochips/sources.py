@@ -74,8 +74,12 @@ def find_sources(
     *,
     assets: Sequence[str] | None = None,
     properties: Sequence[str] = (),
+    check_grids: bool = True,
 ) -> list[SceneSource]:
     """Return the scene sources named by ``sources``, in order.
+
+    ``check_grids=False`` skips the STAC ``proj:`` check that assets share a grid (for
+    assets that will be resampled onto one).
 
     Raises:
         InvalidParameterError: on an unknown kind of source, no source at all, or two
@@ -96,7 +100,9 @@ def find_sources(
             from geochips.stac import stac_sources  # STAC support loads only when used
 
             flush()
-            found.extend(stac_sources(obj, assets=assets, properties=properties))
+            found.extend(
+                stac_sources(obj, assets=assets, properties=properties, check_grids=check_grids)
+            )
         elif isinstance(obj, (str, os.PathLike)):
             plain.append(hrefs.normalize(obj))
         elif isinstance(obj, Mapping):

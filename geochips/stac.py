@@ -124,8 +124,9 @@ def _check_grids(item: pystac.Item, assets: Sequence[str]) -> None:
             raise IncompatibleScenesError(
                 f"assets of STAC item {item.id!r} are on different grids ({listing}), so "
                 f"{first!r} and {key!r} cannot be stacked as bands. Choose assets of one "
-                "resolution (e.g. the 10 m bands B02, B03, B04, B08 of Sentinel-2), or "
-                "index each resolution separately"
+                "resolution (e.g. the 10 m bands B02, B03, B04, B08 of Sentinel-2), "
+                f"resample onto one asset's grid with grid={first!r}, resampling='bilinear', "
+                "or index each resolution separately"
             )
 
 
@@ -138,7 +139,11 @@ def _property(item: pystac.Item, name: str) -> Any:
 
 
 def stac_sources(
-    obj: object, *, assets: Sequence[str] | None, properties: Sequence[str] = ()
+    obj: object,
+    *,
+    assets: Sequence[str] | None,
+    properties: Sequence[str] = (),
+    check_grids: bool = True,
 ) -> list[SceneSource]:
     """Return one scene source per STAC item, stacking ``assets`` in order.
 
@@ -167,7 +172,8 @@ def stac_sources(
                 f"STAC item {item.id!r} has no asset {', '.join(map(repr, missing))}; its "
                 f"assets are {', '.join(sorted(item.assets))}. Choose assets=[...] from those"
             )
-        _check_grids(item, assets)
+        if check_grids:
+            _check_grids(item, assets)
         seen_properties.update(item.properties)
         sources.append(
             SceneSource(

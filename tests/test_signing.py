@@ -325,3 +325,24 @@ def test_dataloader_workers_run_across_token_expiry(tmp_path, pc_env):
 def _slow(sample):
     time.sleep(0.2)
     return sample
+
+
+def _leaky_signer(href: str) -> str:
+    return href + "?se=2099-01-01T00%3A00%3A00Z&sig=TOPSECRETTOKEN"
+
+
+def test_no_exception_in_a_read_error_chain_holds_the_token(make_scene, tmp_path):
+    # GDAL cannot open "scene.tif?sig=...", so the open fails and is retried once with a
+    # fresh signature; the error raised must carry the token nowhere, not even in the
+    # exception context that `raise ... from None` only hides.
+    path = make_scene("scene.tif", height=16, width=16, count=1)
+    index = geochips.ChipIndex.build([path], size=16)
+    dataset = geochips.ChipDataset(index, sign=_leaky_signer)
+    with pytest.raises(SceneReadError) as caught:
+        dataset[0]
+    chain, error = [], caught.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert len(chain) == 1
+    assert "TOPSECRETTOKEN" not in str(caught.value) + repr(caught.value.args)
