@@ -25,7 +25,12 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import from_gcps
 
 from geochips import hrefs
-from geochips.errors import IncompatibleScenesError, InvalidParameterError, SceneHeaderError
+from geochips.errors import (
+    IncompatibleScenesError,
+    InvalidParameterError,
+    SceneHeaderError,
+    SceneReadError,
+)
 from geochips.signing import Signer
 from geochips.sources import SceneSource
 
@@ -371,7 +376,7 @@ def read_headers(
     reported in one :class:`SceneHeaderError` that names each scene.
     """
     results: list[Scene | None] = [None] * len(sources)
-    errors: list[SceneHeaderError | IncompatibleScenesError] = []
+    errors: list[SceneReadError | IncompatibleScenesError] = []
     # Warnings filters are process-wide, so they are set here, around all the threads.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -383,7 +388,7 @@ def read_headers(
             for done, (position, future) in enumerate(enumerate(futures), start=1):
                 try:
                     results[position] = future.result()
-                except (SceneHeaderError, IncompatibleScenesError) as exc:
+                except (SceneReadError, IncompatibleScenesError) as exc:  # signing too
                     errors.append(exc)
                 if progress is not None:
                     progress(done, len(sources))

@@ -123,3 +123,17 @@ def test_a_geotransform_without_crs_is_kept(make_scene):
     scene = read_header(source(path))
     assert (scene.georef, scene.crs) == ("transform", None)
     assert scene.transform == Affine(2.0, 0.0, 100.0, 0.0, -2.0, 50.0)
+
+
+def _refusing_signer(href: str) -> str:
+    from geochips.errors import SceneReadError
+
+    raise SceneReadError(f"the token service refused to sign {href}")
+
+
+def test_signing_failures_are_collected_with_the_other_failures(make_scene):
+    paths = [make_scene(), make_scene()]
+    sources = [source(p, id=f"s{i}") for i, p in enumerate(paths)]
+    with pytest.raises(SceneHeaderError, match="2 of 2 scenes failed") as caught:
+        read_headers(sources, signer=_refusing_signer)
+    assert str(caught.value).count("the token service refused") == 2
