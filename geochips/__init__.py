@@ -30,6 +30,7 @@ from geochips.errors import (
 from geochips.filters import estimate_valid, filter_aoi
 from geochips.index import Chip, ChipIndex
 from geochips.leakage import LeakageReport, check_leakage
+from geochips.samplers import BlockShuffleSampler
 from geochips.scenes import Scene, read_header, read_headers
 from geochips.sources import SceneSource, find_sources
 from geochips.splits import SplitReport, Splits, spatial_split
@@ -38,6 +39,7 @@ from geochips.windows import ChipWindow
 __version__ = "0.1.0"
 
 __all__ = [
+    "BlockShuffleSampler",
     "Chip",
     "ChipDataset",
     "ChipIndex",
