@@ -48,9 +48,11 @@ def run_case(python: str, script: str, name: str, plan: dict[str, Any]) -> dict[
             [python, str(HERE / script), name, f.name],
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=300,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after 300 s"}
     finally:
         os.unlink(f.name)
     if proc.returncode != 0:
@@ -75,6 +77,7 @@ def grid_plan(
 ) -> dict[str, Any]:
     """The windows of a grid, as geochips indexes them, in a fixed (shuffled) order."""
     import geochips
+    from geochips.blocks import check_alignment
 
     index = geochips.ChipIndex.build([str(p) for p in scenes], size=size, stride=stride)
     positions = np.arange(len(index))
@@ -99,6 +102,7 @@ def grid_plan(
         "batch_size": 16,
         "block_shape": list(index.scenes[0].block_shape),
         "index_chips": len(index),
+        "tiles_per_chip": str(check_alignment(index)),
         "scene_shape": list(index.scenes[0].shape),
     }
 
@@ -130,8 +134,10 @@ def local_section(args: argparse.Namespace, grids: list[dict[str, Any]]) -> list
         "(workers) |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
+    notes = []
     for grid in grids:
         plan = grid["plan"]
+        notes.append(f"- {grid['name']}: {plan['tiles_per_chip']}")
         cases = [c for c in LOCAL_CASES if c[1] in grid["cases"]]
         runs: dict[str, list[dict[str, Any]]] = {c[1]: [] for c in cases}
         for _ in range(args.repeat):
@@ -157,7 +163,7 @@ def local_section(args: argparse.Namespace, grids: list[dict[str, Any]]) -> list
                 f"{r['chips_per_s'] / limit:.2f} | {r['first_s']:.3f} | "
                 f"{r['rss_mb']:.0f}{workers} |"
             )
-    return lines
+    return [*lines, "", "Tiles (`geochips.blocks.check_alignment`):", "", *notes]
 
 
 def memory_section(args: argparse.Namespace) -> list[str]:
