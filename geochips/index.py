@@ -22,7 +22,6 @@ import numpy as np
 from geochips import hrefs
 from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
 from geochips.progress import resolve_progress
-from geochips.reader import gdal_env
 from geochips.scenes import Scene, read_headers
 from geochips.signing import Signer, SignSpec, resolve_signer, unsigned_all
 from geochips.sources import find_sources
@@ -135,7 +134,7 @@ class ChipIndex:
                 prints a counter on stderr, ``None`` does so for 20 scenes or more when
                 stderr is a terminal (see :mod:`geochips.progress`).
             gdal_options: GDAL configuration options for reading the headers, over
-                :data:`geochips.reader.DEFAULT_GDAL_OPTIONS` (give them to
+                :data:`geochips.settings.DEFAULT_GDAL_OPTIONS` (give them to
                 :class:`ChipDataset` too, for the reads).
             grid: asset key (or file position) whose grid the other assets of each scene
                 are resampled onto, lazily, through a GDAL warped VRT; e.g. ``grid="B04"``
@@ -164,16 +163,16 @@ class ChipIndex:
         )
         signer = resolve_signer(sign, (h for s in scene_sources for h in s.hrefs))
         scene_sources = unsigned_all(signer, scene_sources)  # the index keeps no token
-        with gdal_env(gdal_options):
-            scenes = read_headers(
-                scene_sources,
-                overview_level,
-                signer=signer,
-                workers=workers,
-                progress=resolve_progress(progress, len(scene_sources)),
-                grid=grid,
-                resampling=resampling,
-            )
+        scenes = read_headers(
+            scene_sources,
+            overview_level,
+            signer=signer,
+            workers=workers,
+            progress=resolve_progress(progress, len(scene_sources)),
+            grid=grid,
+            resampling=resampling,
+            gdal_options=gdal_options,
+        )
         return cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
 
     @classmethod

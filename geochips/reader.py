@@ -6,9 +6,9 @@ changes) and then reopens, so DataLoader workers started by ``fork`` or ``spawn`
 own their handles. rasterio datasets are not thread-safe, so each thread has its own
 bounded LRU cache (``max_open`` handles; the least recently used is closed).
 
-GDAL settings for remote COGs (no directory listing on open, merged range requests, a
-bounded block cache) are set once in every process that reads, before its first open;
-``gdal_options`` overrides or extends them.
+GDAL settings for remote COGs (:mod:`geochips.settings`: no directory listing on open,
+merged range requests, a bounded block cache) are set in every thread of every process
+that reads, before its first open; ``gdal_options`` overrides or extends them.
 """
 
 from __future__ import annotations
@@ -32,39 +32,9 @@ from rasterio.windows import Window
 from geochips import hrefs
 from geochips.errors import InvalidParameterError, SceneReadError
 from geochips.scenes import Scene
+from geochips.settings import cache_bytes, merge_options, open_env
 from geochips.signing import Signer, resolve_signer
 from geochips.windows import ChipWindow
-
-DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
-    # Opening /vsicurl/ files must not list the "directory" or probe for side-car files
-    # (.aux.xml, .ovr, .msk, .tfw...): one HEAD and one ranged GET per file. With it, GDAL
-    # needs no CPL_VSIL_CURL_ALLOWED_EXTENSIONS, which would refuse hrefs without a .tif
-    # extension (STAC asset hrefs, presigned URLs).
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    # Adjacent tiles of one chip come back in one request.
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_MULTIPLEX": "YES",
-    # Transient HTTP failures (429/5xx) are retried by GDAL itself.
-    "GDAL_HTTP_MAX_RETRY": "3",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
-    # Decoded blocks cached per process, in MB (as GDAL reads it: below 100000 is MB): bounded,
-    # so many workers stay small, and large enough to keep the tiles that neighbouring
-    # chips of an overlapping grid share (128 MB = 256 uint16 512x512 tiles).
-    "GDAL_CACHEMAX": 128,
-}
-
-
-def gdal_env(options: Mapping[str, Any] | None = None) -> rasterio.Env:
-    """Return a ``rasterio.Env`` with :data:`DEFAULT_GDAL_OPTIONS` updated by ``options``.
-
-    Entered in the main thread, its options apply to every thread (header reads), and are
-    undone on exit. The block cache size is left alone: headers decode no block.
-    """
-    merged = {**DEFAULT_GDAL_OPTIONS, **(options or {})}
-    return rasterio.Env(
-        **{k: str(_gdal_value(v)) for k, v in merged.items() if k != "GDAL_CACHEMAX"}
-    )
-
 
 HandleKey: TypeAlias = tuple[str, Hashable]
 """``(href, how it is opened)``: the overview level, or the whole warp for a resampled file."""
@@ -155,7 +125,8 @@ class Reader:
 
     Args:
         max_open: open datasets kept per thread of each process.
-        gdal_options: GDAL configuration options, merged over :data:`DEFAULT_GDAL_OPTIONS`.
+        gdal_options: GDAL configuration options, merged over
+            :data:`geochips.settings.DEFAULT_GDAL_OPTIONS`.
         signer: turns an unsigned href into a readable one, in the reading process; it is
             wrapped in a :class:`~geochips.signing.HrefSigner`, so a signed href is reused
             until its token nears expiry, and a failed open or read of a signed href is
@@ -172,10 +143,7 @@ class Reader:
         if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
             raise InvalidParameterError(f"max_open must be an int >= 1, got max_open={max_open!r}")
         self.max_open = max_open
-        self.gdal_options: dict[str, str | int] = {
-            **DEFAULT_GDAL_OPTIONS,
-            **{k: _gdal_value(v) for k, v in (gdal_options or {}).items()},
-        }
+        self.gdal_options = merge_options(gdal_options)
         self.signer = resolve_signer(signer)
         self._pid: int | None = None
         self._local = threading.local()
@@ -205,7 +173,7 @@ class Reader:
             # set only by the first thread of a __getitems__ pool, the other threads
             # probed for side-car files (404s) on each open.
             for key, value in self.gdal_options.items():
-                set_gdal_config(key, _cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value))
+                set_gdal_config(key, cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value))
             cache = HandleCache(self.max_open)
             self._local.cache = cache
             with self._lock:
@@ -250,15 +218,15 @@ class Reader:
             cache.put(key, handle, path)
         return handle
 
-    @staticmethod
-    def _open(scene: Scene, file: int, path: str) -> Handle:
+    def _open(self, scene: Scene, file: int, path: str) -> Handle:
         level = scene.file_level(file)
         kwargs = {} if level is None else {"overview_level": level}
-        if scene.georef == "none":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                return rasterio.open(path, **kwargs)
-        src = rasterio.open(path, **kwargs)
+        with open_env(path, self.gdal_options):
+            if scene.georef == "none":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                    return rasterio.open(path, **kwargs)
+            src = rasterio.open(path, **kwargs)
         return WarpedHandle(src, scene) if scene.is_warped(file) else src
 
     def _try_open(self, scene: Scene, file: int, path: str) -> tuple[Handle | None, str]:
@@ -361,23 +329,3 @@ def _group_by_file(wanted: list[tuple[int, int]]) -> list[tuple[int, list[int]]]
         else:
             groups.append((file, [band]))
     return groups
-
-
-def _cache_bytes(value: str | int) -> int:
-    """GDAL_CACHEMAX as GDAL reads it (MB below 100000, else bytes), in bytes.
-
-    rasterio passes an int GDAL_CACHEMAX straight to GDALSetCacheMax64, which takes bytes:
-    ``128`` would be a 128-byte block cache, so every tile shared by overlapping chips was
-    decoded again (benchmarks/RESULTS.md, 512/256 grid).
-    """
-    mb_or_bytes = int(value)
-    return mb_or_bytes * 1024 * 1024 if mb_or_bytes < 100_000 else mb_or_bytes
-
-
-def _gdal_value(value: Any) -> str | int:
-    # GDAL_CACHEMAX must be an int for rasterio (see _cache_bytes); other options are strings.
-    if isinstance(value, bool):
-        return "YES" if value else "NO"
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return int(value)
-    return str(value)

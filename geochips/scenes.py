@@ -14,10 +14,10 @@ footprints are approximate but never a silent identity transform.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import rasterio
 from affine import Affine
@@ -31,6 +31,7 @@ from geochips.errors import (
     SceneHeaderError,
     SceneReadError,
 )
+from geochips.settings import header_options, open_env
 from geochips.signing import Signer
 from geochips.sources import SceneSource
 
@@ -111,16 +112,14 @@ def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
     return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
 
 
-# Opening a remote COG must neither list its "directory" nor probe for side-car files:
-# without this a header took 10 requests instead of 2 (8 of them 404s), and GDAL serialised
-# the listings, so 32 threads read headers no faster than one (benchmarks/RESULTS.md). The
-# reader applies the same option (reader.DEFAULT_GDAL_OPTIONS) before reading pixels.
-HEADER_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-
-
-def _read_one(href: str, overview_level: int | None, signer: Signer | None) -> dict[str, Any]:
-    # Set in the reading thread: rasterio's options are thread-local outside the main thread.
-    with rasterio.Env(**HEADER_GDAL_OPTIONS):
+def _read_one(
+    href: str, overview_level: int | None, signer: Signer | None, options: dict[str, str]
+) -> dict[str, Any]:
+    # Set in the reading thread: rasterio's options are thread-local outside the main
+    # thread. Without GDAL_DISABLE_READDIR_ON_OPEN a remote header took 10 requests instead
+    # of 2 (8 of them 404s), and GDAL serialised the listings, so 32 threads read headers
+    # no faster than one (benchmarks/RESULTS.md).
+    with rasterio.Env(**options), open_env(href, options):
         return _read_one_in_env(href, overview_level, signer)
 
 
@@ -166,12 +165,14 @@ def read_header(
     signer: Signer | None = None,
     grid: str | int | None = None,
     resampling: str = "nearest",
+    gdal_options: Mapping[str, Any] | None = None,
 ) -> Scene:
     """Read the header of one scene (every file of it), without reading pixels.
 
     ``grid`` names the file (asset key, or position among the scene's files) whose grid
     the others are resampled onto with ``resampling``; by default every file must already
-    be on the first file's grid.
+    be on the first file's grid. ``gdal_options`` extend
+    :data:`geochips.settings.DEFAULT_GDAL_OPTIONS`.
 
     Raises:
         SceneHeaderError: if a file cannot be opened or lacks the overview level.
@@ -182,16 +183,24 @@ def read_header(
     # about it says nothing new.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return _read_header(source, overview_level, signer, grid, resampling)
+        access = Access(signer, header_options(gdal_options))
+        return _read_header(source, overview_level, access, grid, resampling)
+
+
+class Access(NamedTuple):
+    """How header reads reach the files: the signer and the GDAL options of each thread."""
+
+    signer: Signer | None
+    options: dict[str, str]
 
 
 def _open_info(
-    source: SceneSource, file: int, overview_level: int | None, signer: Signer | None
+    source: SceneSource, file: int, overview_level: int | None, access: Access
 ) -> dict[str, Any]:
     href = source.hrefs[file]
     message = None
     try:
-        return _read_one(href, overview_level, signer)
+        return _read_one(href, overview_level, access.signer, access.options)
     except RasterioError as exc:
         # Built outside the except block, so the error's context holds no signed URL.
         message = hrefs.redact_text(str(exc))
@@ -204,24 +213,24 @@ def _open_info(
 def _read_header(
     source: SceneSource,
     overview_level: int | None,
-    signer: Signer | None,
+    access: Access,
     grid: str | int | None = None,
     resampling: str = "nearest",
 ) -> Scene:
     files = range(len(source.hrefs))
     ref = 0 if grid is None else _grid_position(source, grid, resampling)
     infos = [
-        _open_info(source, f, overview_level, signer) if grid is None or f == ref else {}
+        _open_info(source, f, overview_level, access) if grid is None or f == ref else {}
         for f in files
     ]
     levels: list[int | None] = [overview_level] * len(infos)
     warped = [False] * len(infos)
     if grid is not None:
-        ref_full = infos[ref] if overview_level is None else _open_info(source, ref, None, signer)
+        ref_full = infos[ref] if overview_level is None else _open_info(source, ref, None, access)
         for f in files:
             if f == ref:
                 continue
-            full = _open_info(source, f, None, signer)
+            full = _open_info(source, f, None, access)
             if (full["full_shape"], full["crs"], full["transform"]) == (
                 ref_full["full_shape"],
                 ref_full["crs"],
@@ -230,7 +239,7 @@ def _read_header(
                 infos[f] = (
                     full
                     if overview_level is None
-                    else _open_info(source, f, overview_level, signer)
+                    else _open_info(source, f, overview_level, access)
                 )
             else:
                 infos[f], warped[f] = full, True
@@ -369,12 +378,15 @@ def read_headers(
     progress: Callable[[int, int], None] | None = None,
     grid: str | int | None = None,
     resampling: str = "nearest",
+    gdal_options: Mapping[str, Any] | None = None,
 ) -> list[Scene]:
     """Read the headers of many scenes concurrently (GDAL releases the GIL).
 
-    ``progress(done, total)`` is called after each scene. Every failure is collected and
+    Arguments as for :func:`read_header`; ``progress(done, total)`` is called after each
+    scene. Every failure is collected and
     reported in one :class:`SceneHeaderError` that names each scene.
     """
+    access = Access(signer, header_options(gdal_options))
     results: list[Scene | None] = [None] * len(sources)
     errors: list[SceneReadError | IncompatibleScenesError] = []
     # Warnings filters are process-wide, so they are set here, around all the threads.
@@ -382,7 +394,7 @@ def read_headers(
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
             futures = [
-                pool.submit(_read_header, s, overview_level, signer, grid, resampling)
+                pool.submit(_read_header, s, overview_level, access, grid, resampling)
                 for s in sources
             ]
             for done, (position, future) in enumerate(enumerate(futures), start=1):

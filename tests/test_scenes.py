@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geochips import ChipIndex, sample_data
+from geochips import ChipDataset, ChipIndex, sample_data
 from geochips.errors import IncompatibleScenesError, SceneHeaderError
 from geochips.scenes import read_header, read_headers
 from geochips.sources import SceneSource
@@ -137,3 +137,57 @@ def test_signing_failures_are_collected_with_the_other_failures(make_scene):
     with pytest.raises(SceneHeaderError, match="2 of 2 scenes failed") as caught:
         read_headers(sources, signer=_refusing_signer)
     assert str(caught.value).count("the token service refused") == 2
+
+
+@pytest.fixture
+def external_sidecars(make_scene, tmp_path):
+    """A GeoTIFF whose overviews (.ovr) and scale/offset (.aux.xml) live beside it."""
+    from rasterio.enums import Resampling
+
+    path = make_scene("sidecars.tif", height=64, width=64, count=1, dtype="int16")
+    with rasterio.Env(TIFF_USE_OVR=True), rasterio.open(path, "r+") as dst:
+        dst.build_overviews([2, 4], Resampling.nearest)
+    (tmp_path / "sidecars.tif.aux.xml").write_text(
+        '<PAMDataset><PAMRasterBand band="1"><Offset>5</Offset><Scale>0.5</Scale>'
+        "</PAMRasterBand></PAMDataset>"
+    )
+    assert (tmp_path / "sidecars.tif.ovr").exists()
+    return path
+
+
+def test_local_side_car_files_are_found(external_sidecars):
+    # Remote opens skip side-car probes (GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR); local
+    # opens must not, or external overviews and .aux.xml metadata silently vanish.
+    scene = read_header(source(external_sidecars), overview_level=1)
+    assert (scene.height, scene.width) == (16, 16)
+    assert scene.scales == (0.5,) and scene.offsets == (5.0,)
+    dataset = ChipDataset(ChipIndex.build([external_sidecars], size=8, overview_level=1))
+    with rasterio.open(external_sidecars, overview_level=1) as src:
+        np.testing.assert_array_equal(
+            dataset[3]["image"].numpy(),
+            src.read(window=rasterio.windows.Window(col_off=8, row_off=8, width=8, height=8)),
+        )
+
+
+def test_gdal_options_reach_header_threads_from_any_thread(external_sidecars):
+    import threading
+
+    outcome = {}
+
+    def build():
+        try:
+            ChipIndex.build(
+                [external_sidecars],
+                size=8,
+                overview_level=1,
+                workers=2,
+                gdal_options={"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"},
+            )
+        except SceneHeaderError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=build)
+    thread.start()
+    thread.join()
+    # The user's option hid the .ovr file: the level is missing, as asked.
+    assert "has 0 overview level(s)" in outcome["error"]

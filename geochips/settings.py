@@ -1,0 +1,89 @@
+"""GDAL settings for reading COGs, local or remote, in every process and thread that reads.
+
+:data:`DEFAULT_GDAL_OPTIONS` apply to header reads (:func:`geochips.scenes.read_headers`)
+and pixel reads (:class:`geochips.reader.Reader`), :data:`REMOTE_OPEN_OPTIONS` around the
+opening of remote files only; ``gdal_options=`` of
+:meth:`geochips.ChipIndex.build` and :class:`geochips.ChipDataset` override or extend
+them. rasterio sets options thread-locally outside the main thread, so they are applied in
+each reading thread, not once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import rasterio
+
+from geochips import hrefs
+
+DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
+    # Adjacent tiles of one chip come back in one request.
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    # Transient HTTP failures (429/5xx) are retried by GDAL itself.
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    # Decoded blocks cached per process, in MB (as GDAL reads it: below 100000 is MB): bounded,
+    # so many workers stay small, and large enough to keep the tiles that neighbouring
+    # chips of an overlapping grid share (128 MB = 256 uint16 512x512 tiles).
+    "GDAL_CACHEMAX": 128,
+}
+
+
+REMOTE_OPEN_OPTIONS: dict[str, str] = {
+    # Opening /vsicurl/ files must not list the "directory" or probe for side-car files
+    # (.aux.xml, .ovr, .msk, .tfw...): one HEAD and one ranged GET per file. With it, GDAL
+    # needs no CPL_VSIL_CURL_ALLOWED_EXTENSIONS, which would refuse hrefs without a .tif
+    # extension (STAC asset hrefs, presigned URLs). Only around remote opens: on local
+    # files it would hide external .ovr overviews and .aux.xml metadata (gdaladdo -ro),
+    # and listing a local folder costs nothing.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+}
+
+
+def open_env(href: str, options: Mapping[str, Any]) -> AbstractContextManager[Any]:
+    """Return the context to open ``href`` in: :data:`REMOTE_OPEN_OPTIONS` for remote hrefs.
+
+    Options the user gave (``options``) win over them.
+    """
+    extra = {k: v for k, v in REMOTE_OPEN_OPTIONS.items() if k not in options}
+    return rasterio.Env(**extra) if extra and hrefs.is_remote(href) else nullcontext()
+
+
+def merge_options(options: Mapping[str, Any] | None = None) -> dict[str, str | int]:
+    """Return :data:`DEFAULT_GDAL_OPTIONS` updated by ``options``, values normalised."""
+    return {**DEFAULT_GDAL_OPTIONS, **{k: gdal_value(v) for k, v in (options or {}).items()}}
+
+
+def header_options(options: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Return the options for reading headers, as strings for ``rasterio.Env``.
+
+    The block cache size is left alone: headers decode no block.
+    """
+    return {k: str(v) for k, v in merge_options(options).items() if k != "GDAL_CACHEMAX"}
+
+
+def cache_bytes(value: str | int) -> int:
+    """GDAL_CACHEMAX as GDAL reads it (MB below 100000, else bytes), in bytes.
+
+    rasterio passes an int GDAL_CACHEMAX straight to GDALSetCacheMax64, which takes bytes:
+    ``128`` would be a 128-byte block cache, so every tile shared by overlapping chips was
+    decoded again (benchmarks/RESULTS.md, 512/256 grid).
+    """
+    mb_or_bytes = int(value)
+    return mb_or_bytes * 1024 * 1024 if mb_or_bytes < 100_000 else mb_or_bytes
+
+
+def gdal_value(value: Any) -> str | int:
+    """Return an option value as rasterio takes it: ``YES``/``NO`` for bools, ints as ints.
+
+    GDAL_CACHEMAX must be an int for rasterio (see :func:`cache_bytes`); the reader turns
+    every other option into a string when it sets it.
+    """
+    if isinstance(value, bool):
+        return "YES" if value else "NO"
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return int(value)
+    return str(value)
