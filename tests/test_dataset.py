@@ -1,4 +1,5 @@
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,35 @@ def test_a_truncated_file_names_scene_and_window(make_scene, tmp_path):
     (tmp_path / "broken.tif").write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(SceneReadError, match=r"cannot read window \(row_off=128, col_off=128"):
         dataset[3]
+
+
+REAL_SCENES = {
+    "cog_gcps": [sample_data.path("cog_gcps.tif")],
+    "s2_two_bands": [sample_data.path("scene_band1.tif"), sample_data.path("scene_band2.tif")],
+    "rgb_byte": [sample_data.path("RGB.byte.tif")],
+    "cog_nodata": [Path(__file__).parent / "data" / "cog_nodata.tif"],
+    "cog_dateline": [Path(__file__).parent / "data" / "cog_dateline.tif"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_SCENES))
+@pytest.mark.parametrize(
+    ("size", "stride", "edge", "level"),
+    [(256, 256, "drop", None), (200, 150, "pad", None), (128, 100, "shift", 0)],
+)
+def test_real_scenes_read_exactly_as_rasterio(name, size, stride, edge, level):
+    files = REAL_SCENES[name]
+    if name == "rgb_byte" and level is not None:
+        pytest.skip("RGB.byte.tif has no overviews")
+    index = ChipIndex.build(
+        {name: files}, size=size, stride=stride, edge=edge, overview_level=level
+    )
+    dataset = ChipDataset(index)
+    assert len(dataset) > 0
+    for position in np.linspace(0, len(dataset) - 1, num=min(len(dataset), 6)).astype(int):
+        sample = dataset[int(position)]
+        fill = index.scenes[0].nodata or 0
+        expected = np.concatenate(
+            [direct_read(f, sample["window"], level=level, fill=fill) for f in files]
+        )
+        np.testing.assert_array_equal(sample["image"].numpy(), expected)
