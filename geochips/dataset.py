@@ -225,9 +225,7 @@ class ChipDataset(Dataset[Sample]):
             "window": window,
             "bounds": _bounds(scene.transform, window),
             "crs": scene.crs,
-            "transform": None
-            if scene.transform is None
-            else scene.transform @ Affine.translation(window.col_off, window.row_off),
+            "transform": _chip_transform(scene.transform, window),
         }
         if self.with_valid:
             sample["valid"] = torch.from_numpy(
@@ -297,21 +295,23 @@ def _fill_for(scene: Scene, fill_value: float | None) -> float:
     return value
 
 
-def _bounds(transform: Affine | None, w: ChipWindow) -> tuple[float, float, float, float] | None:
+def _chip_transform(transform: Affine | None, w: ChipWindow) -> Affine | None:
+    """``transform @ Affine.translation(col_off, row_off)``, in plain floats (4x faster)."""
     if transform is None:
         return None
-    xs, ys = zip(
-        *(
-            transform @ (c, r)
-            for r, c in (
-                (w.row_off, w.col_off),
-                (w.row_off, w.col_off + w.width),
-                (w.row_off + w.height, w.col_off),
-                (w.row_off + w.height, w.col_off + w.width),
-            )
-        ),
-        strict=True,
-    )
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    return Affine(a, b, w.col_off * a + w.row_off * b + c, d, e, w.col_off * d + w.row_off * e + f)
+
+
+def _bounds(transform: Affine | None, w: ChipWindow) -> tuple[float, float, float, float] | None:
+    # The box of the four corners, in plain floats: Affine products cost ~30 us a chip.
+    if transform is None:
+        return None
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    c0, r0 = w.col_off, w.row_off
+    c1, r1 = c0 + w.width, r0 + w.height
+    xs = (c0 * a + r0 * b + c, c1 * a + r0 * b + c, c0 * a + r1 * b + c, c1 * a + r1 * b + c)
+    ys = (c0 * d + r0 * e + f, c1 * d + r0 * e + f, c0 * d + r1 * e + f, c1 * d + r1 * e + f)
     return (min(xs), min(ys), max(xs), max(ys))
 
 

@@ -8,12 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio._env import del_gdal_config
 from rasterio.env import get_gdal_config
 from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
-from geochips import ChipDataset, ChipIndex, collate, find_sources, read_headers, sample_data
+from geochips import (
+    ChipDataset,
+    ChipIndex,
+    ChipWindow,
+    collate,
+    find_sources,
+    read_headers,
+    sample_data,
+)
+from geochips.dataset import _bounds, _chip_transform
 
 
 @pytest.fixture
@@ -167,3 +177,18 @@ def test_workers_stack_batches_in_shared_memory(make_scene):
             seen += 1
     assert seen == len(dataset) == 8
     assert not collate([dataset[0]])["image"].is_shared()  # outside workers: plain memory
+
+
+def test_chip_geometry_in_plain_floats_equals_affine_products():
+    # ds[i] computes bounds and transform without Affine products; bit for bit the same.
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        transform = Affine(*rng.uniform(-100, 100, 6))
+        r, c = (int(v) for v in rng.integers(-50, 5000, 2))
+        h, w = (int(v) for v in rng.integers(1, 600, 2))
+        window = ChipWindow(r, c, h, w)
+        expected = transform @ Affine.translation(c, r)
+        assert _chip_transform(transform, window) == expected
+        corners = [transform @ p for p in ((c, r), (c + w, r), (c, r + h), (c + w, r + h))]
+        xs, ys = [x for x, _ in corners], [y for _, y in corners]
+        assert _bounds(transform, window) == (min(xs), min(ys), max(xs), max(ys))
