@@ -265,19 +265,15 @@ class ChipIndex:
         """Chip ids in index order (computed once, on first use)."""
         if self._chip_ids is None:
             names = [f"{s.id}/{level_name(s.overview_level)}" for s in self.scenes]
-            c = self._columns
             self._chip_ids = [
-                f"{names[s]}/{r}/{col}/{h}x{w}"
-                for s, r, col, h, w in zip(
-                    c["scene"].tolist(),
-                    c["row_off"].tolist(),
-                    c["col_off"].tolist(),
-                    c["height"].tolist(),
-                    c["width"].tolist(),
-                    strict=True,
-                )
+                f"{names[s]}/{r}/{col}/{h}x{w}" for s, r, col, h, w in self._window_rows()
             ]
         return self._chip_ids
+
+    def _window_rows(self) -> Iterator[tuple[int, int, int, int, int]]:
+        """Yield ``(scene, row_off, col_off, height, width)`` of every chip as Python ints."""
+        c = self._columns
+        return zip(*(c[name].tolist() for name in WINDOW_COLUMNS), strict=True)
 
     def chip_id(self, position: int) -> str:
         """Return the id of the chip at ``position`` (without building the whole id list)."""
@@ -419,19 +415,8 @@ class ChipIndex:
         )
 
     def __iter__(self) -> Iterator[Chip]:
-        ids = self.chip_ids
-        c = self._columns
-        for position, (s, r, col, h, w) in enumerate(
-            zip(
-                c["scene"].tolist(),
-                c["row_off"].tolist(),
-                c["col_off"].tolist(),
-                c["height"].tolist(),
-                c["width"].tolist(),
-                strict=True,
-            )
-        ):
-            yield Chip(ids[position], self.scenes[s], ChipWindow(r, col, h, w))
+        for chip_id, (s, r, col, h, w) in zip(self.chip_ids, self._window_rows(), strict=True):
+            yield Chip(chip_id, self.scenes[s], ChipWindow(r, col, h, w))
 
     # -- plumbing -------------------------------------------------------------------------
 

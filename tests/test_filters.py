@@ -23,10 +23,11 @@ from rasterio.warp import transform as warp_transform
 from rasterio.warp import transform_geom
 
 import geochips
-from geochips import ChipIndex, Scene, estimate_valid, filter_aoi
+from geochips import ChipIndex, estimate_valid, filter_aoi
 from geochips.errors import InvalidParameterError
 from geochips.filters import aoi_mask, read_aoi
 from geochips.sample_data import path as sample_path
+from geochips.testing import scene_header
 
 DATA = Path(__file__).parent / "data"
 DATELINE = str(DATA / "cog_dateline.tif")
@@ -158,20 +159,13 @@ def test_gcp_scene_aoi_goes_to_pixels_through_the_gcps():
 def test_geojson_file_with_a_legacy_crs_member():
     # The solaris building labels (EPSG:32616, declared in the file) over the header of
     # the image they were drawn on: 900 x 900 at 0.5 m.
-    scene = Scene(
-        id="atlanta",
-        hrefs=("/nowhere/sample_geotiff.tif",),
-        assets=(),
-        overview_level=None,
-        height=900,
-        width=900,
-        band_counts=(1,),
-        dtype="uint16",
-        nodata=0.0,
+    scene = scene_header(
+        "atlanta",
+        900,
+        900,
         crs="EPSG:32616",
         transform=Affine(0.5, 0, 733601.0, 0, -0.5, 3725139.0),
-        georef="transform",
-        full_shape=(900, 900),
+        nodata=0.0,
     )
     index = ChipIndex.from_scenes([scene], size=100)
     labels = DATA / "solaris_labels.geojson"

@@ -6,31 +6,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geochips import ChipIndex, Scene
+from geochips import ChipIndex
 from geochips.errors import (
     ChipNotFoundError,
     InvalidParameterError,
     SceneHeaderError,
     SmallSceneWarning,
 )
-from geochips.testing import expected_chip_count
+from geochips.testing import expected_chip_count, scene_header
 
 
 def scene(id="s", height=100, width=120, level=None):
-    return Scene(
-        id=id,
-        hrefs=(f"/data/{id}.tif",),
-        assets=(),
-        overview_level=level,
-        height=height,
-        width=width,
-        band_counts=(1,),
-        dtype="uint16",
-        nodata=None,
-        crs=None,
-        transform=None,
-        georef="none",
-    )
+    return scene_header(id, height, width, overview_level=level)
 
 
 SIDE = st.integers(1, 700)
@@ -74,7 +61,7 @@ def test_rectangular_size_and_stride_are_height_width():
 
 
 def test_small_scene_warns_and_names_it():
-    with pytest.warns(SmallSceneWarning, match=r"'tiny' \(/data/tiny.tif\) 10x10.*edge='pad'"):
+    with pytest.warns(SmallSceneWarning, match=r"'tiny' \(/nowhere/tiny.tif\) 10x10.*edge='pad'"):
         index = ChipIndex.from_scenes([scene("tiny", 10, 10), scene("big", 64, 64)], size=32)
     assert len(index) == 4
     padded = ChipIndex.from_scenes([scene("tiny", 10, 10)], size=32, edge="pad")

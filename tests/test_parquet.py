@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
 
-from geochips import ChipIndex, IndexFileError, Scene, estimate_valid, spatial_split
+from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
 from geochips.errors import InvalidParameterError
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
+from geochips.testing import scene_header
 
 DATA = Path(__file__).parent / "data"
 
@@ -259,19 +260,13 @@ def test_property_any_selection_and_columns_round_trip(index, tmp_path_factory, 
 
 
 def test_load_signs_planetary_computer_hrefs_by_default_as_build_does(tmp_path):
-    scene = Scene(
-        id="s1",
+    scene = scene_header(
+        "s1",
+        64,
+        64,
         hrefs=("https://sentinel1euwest.blob.core.windows.net/s1-grd/vv.tif",),
         assets=("vv",),
         overview_level=3,
-        height=64,
-        width=64,
-        band_counts=(1,),
-        dtype="uint16",
-        nodata=None,
-        crs=None,
-        transform=None,
-        georef="none",
         full_shape=(512, 512),
     )
     index = ChipIndex.from_scenes([scene], size=32)

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
 
 import geochips
-from geochips import ChipIndex, LeakageError, Scene, check_leakage, spatial_split
+from geochips import ChipIndex, LeakageError, check_leakage, spatial_split
 from geochips.errors import InvalidParameterError
 from geochips.leakage import AREA_TOLERANCE
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
+from geochips.testing import scene_header
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -31,20 +32,13 @@ def synthetic(id, height, width, crs="EPSG:32618", transform=None, georef="trans
     """A scene header without a file: splits and checks never read pixels."""
     if georef == "transform" and transform is None:
         transform = Affine(30.0, 0.0, 500_000.0, 0.0, -30.0, 4_000_000.0)
-    return Scene(
-        id=id,
-        hrefs=(f"/nowhere/{id}.tif",),
-        assets=(),
-        overview_level=None,
-        height=height,
-        width=width,
-        band_counts=(1,),
-        dtype="uint16",
-        nodata=None,
+    return scene_header(
+        id,
+        height,
+        width,
         crs=crs if georef != "none" else None,
         transform=transform if georef != "none" else None,
         georef=georef,
-        full_shape=(height, width),
     )
 
 
