@@ -97,8 +97,12 @@ def traffic_row(label: str, plan: dict[str, Any], r: dict[str, Any]) -> str:
 
 
 def section(
-    args: argparse.Namespace, scenes: list[Path], grid_plan: Callable[..., dict[str, Any]]
+    args: argparse.Namespace,
+    scenes: list[Path],
+    grid_plan: Callable[..., dict[str, Any]],
+    metrics: dict[str, Any],
 ) -> list[str]:
+    """Run the remote cases; return table lines and put the figures targets need in metrics."""
     from run import run_case
 
     py = sys.executable
@@ -114,6 +118,7 @@ def section(
         "header requests / scenes | 404s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    traffic: list[tuple[float, float, int, int]] = []
     with server(0.0) as url:
         for size, stride in ((512, 512), (500, 500)):
             for order in ("sorted", "shuffled"):
@@ -125,7 +130,22 @@ def section(
                 ):
                     r = run_case(py, "cases.py", name, plan)
                     print(f"  remote {size}/{stride} {order} {name} {r}", file=sys.stderr)
+                    if name != "limit_1t" and "server" in r:
+                        st = r["server"]
+                        traffic.append(
+                            (
+                                st["data_bytes"] / plan["covered_bytes"],
+                                st["data_requests"] / r["chips"],
+                                st["not_found"],
+                                st["header_requests"],
+                            )
+                        )
                     lines.append(traffic_row(f"{label}, {size}/{stride}, {order}", plan, r))
+    if traffic:
+        metrics["remote_bytes_ratio"] = max(t[0] for t in traffic)
+        metrics["remote_requests_per_chip"] = max(t[1] for t in traffic)
+        metrics["remote_404s"] = sum(t[2] for t in traffic)
+        metrics["remote_header_requests"] = sum(t[3] for t in traffic)
     lines += [
         "",
         "### Latency hiding: 20 ms per request",
@@ -142,6 +162,7 @@ def section(
         if "error" in r:
             lines.append(f"| chips | {r['error']} | | | |")
         else:
+            metrics["latency_speedup"] = r["speedup"]
             lines.append(
                 f"| {r['chips']} chips of {size} px: `ds[i]` vs batches of 16 via `__getitems__` "
                 f"({r['threads']} threads) | {r['single_chips_per_s']:.0f} chips/s | "
@@ -161,6 +182,8 @@ def section(
         if "error" in r:
             lines.append(f"| headers | {r['error']} | | | |")
         else:
+            metrics["headers_speedup_8"] = r["sequential"] / r["workers_8"]
+            metrics["headers_speedup_32"] = r["sequential"] / r["workers_32"]
             for key, label in (("workers_8", "8 threads"), ("workers_32", "32 threads")):
                 lines.append(
                     f"| headers of {r['scenes']} scenes, {label} (`read_headers(workers=)`) | "

@@ -37,6 +37,7 @@ PEER_PYTHONS = {
     "xbatcher": os.environ.get("GEOCHIPS_BENCH_XBATCHER", "/work/venv-peers/bin/python"),
 }
 CACHE_MB = 128  # geochips' default GDAL_CACHEMAX; the limit gets the same
+METRICS: dict[str, Any] = {}  # what the targets table reads, filled by the sections
 
 
 def run_case(python: str, script: str, name: str, plan: dict[str, Any]) -> dict[str, Any]:
@@ -175,14 +176,19 @@ def memory_section(args: argparse.Namespace) -> list[str]:
     small, large = data.memory_scenes(args.quick)
     few = grid_plan([small], 512, 512, 64, "shuffled")["index_chips"]  # every chip of it
     many = 160 if args.quick else 600  # more tiles than the block cache holds
+    rss_of: dict[tuple[Path, int, str], float | None] = {}
     for path, chips in ((small, few), (large, few), (large, many)):
         plan = grid_plan([path], 512, 512, chips, "shuffled")
         for name, label in (("limit_1t", "rasterio loop"), ("gc_item", "geochips `ds[i]`")):
             r = run_case(sys.executable, "cases.py", name, plan)
             print(f"  memory {path.name} {name} {r}", file=sys.stderr)
             rss = f"{r['rss_mb']:.0f}" if "rss_mb" in r else r.get("error")
+            rss_of[(path, chips, name)] = r.get("rss_mb")
             h, w = plan["scene_shape"]
             lines.append(f"| {h}×{w} | {label} | {r.get('chips')} | {rss} |")
+    small_rss, large_rss = rss_of[(small, few, "gc_item")], rss_of[(large, few, "gc_item")]
+    if small_rss and large_rss:
+        METRICS["memory_growth"] = large_rss - small_rss
     return lines
 
 
@@ -191,6 +197,7 @@ def index_section(args: argparse.Namespace) -> list[str]:
         [sys.executable, str(HERE / "bench_index.py")], capture_output=True, text=True, check=True
     )
     res = json.loads(proc.stdout.strip().splitlines()[-1])
+    METRICS["index"] = res
     return [
         "| measure | value | target |",
         "| --- | --- | --- |",
@@ -199,6 +206,83 @@ def index_section(args: argparse.Namespace) -> list[str]:
         f"| bytes per chip (all columns) | {res['bytes_per_chip']:.1f} | < 64 |",
         f"| pickled index, bytes per chip | {res['pickle_bytes_per_chip']:.1f} | |",
     ]
+
+
+def targets_section(grids: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets against this run's numbers (ratios within this run)."""
+    rows = ["| target | measured | met |", "| --- | --- | --- |"]
+
+    def row(what: str, value: float | None, fmt: str, ok: bool | None) -> None:
+        shown = "not measured" if value is None else format(value, fmt)
+        rows.append(f"| {what} | {shown} | {'—' if ok is None else 'yes' if ok else 'no'} |")
+
+    res = grids[0].get("results", {}) if grids else {}
+
+    def rate(name: str) -> float | None:
+        r = res.get(name, {})
+        return r.get("chips_per_s") if isinstance(r.get("chips_per_s"), float) else None
+
+    limit = rate("limit_1t")
+    if limit:
+        item = rate("gc_item")
+        row(
+            "`ds[i]` ≥ 0.95× the limit (512/512)",
+            item and item / limit,
+            ".2f",
+            item and item / limit >= 0.95,
+        )
+        best = max((rate(n) or 0, n) for n in ("gc_getitems", "gc_loader0", "gc_loader2"))
+        row(
+            f"both cores ≥ 1.8× the limit (best: `{best[1]}`)",
+            best[0] / limit,
+            ".2f",
+            best[0] / limit >= 1.8,
+        )
+        for ours, theirs in (("gc_loader0", "torchgeo_w0"), ("gc_loader2", "torchgeo_w2")):
+            a, b = rate(ours), rate(theirs)
+            ratio = a / b if a and b else None
+            row(
+                f"≥ 3× torchgeo, {ours[-1]} workers",
+                ratio,
+                ".1f",
+                None if ratio is None else ratio >= 3,
+            )
+    if "remote_bytes_ratio" in METRICS:
+        m = METRICS
+        row(
+            "remote bytes ≤ 1.1× the tiles covered (worst geochips row)",
+            m["remote_bytes_ratio"],
+            ".2f",
+            m["remote_bytes_ratio"] <= 1.1,
+        )
+        row(
+            "remote requests per chip ≤ 2 (worst)",
+            m["remote_requests_per_chip"],
+            ".2f",
+            m["remote_requests_per_chip"] <= 2,
+        )
+        row("failed side-car probes (404s)", m["remote_404s"], "d", m["remote_404s"] == 0)
+        row(
+            "header re-fetches after the index",
+            m["remote_header_requests"],
+            "d",
+            m["remote_header_requests"] == 0,
+        )
+    if "latency_speedup" in METRICS:
+        v = METRICS["latency_speedup"]
+        row("batch of 16 via `__getitems__` ≥ 4× 16 single reads (20 ms)", v, ".1f", v >= 4)
+    if "headers_speedup_32" in METRICS:
+        v8, v32 = METRICS["headers_speedup_8"], METRICS["headers_speedup_32"]
+        row("concurrent headers ≥ 8× one by one, 8 threads", v8, ".1f", v8 >= 8)
+        row("concurrent headers ≥ 8× one by one, 32 threads", v32, ".1f", v32 >= 8)
+    if "index" in METRICS:
+        ix = METRICS["index"]
+        row("1,000,000 chips indexed in < 0.5 s", ix["build_s"], ".3f", ix["build_s"] < 0.5)
+        row("< 64 bytes per chip", ix["bytes_per_chip"], ".1f", ix["bytes_per_chip"] < 64)
+    if "memory_growth" in METRICS:
+        growth = METRICS["memory_growth"]
+        row("peak RSS growth, 4k → 16k scene, same chips (MB)", growth, ".0f", abs(growth) < 20)
+    return rows
 
 
 def machine() -> str:
@@ -268,7 +352,13 @@ def main() -> None:
     if "index" in sections:
         out += ["## Index", ""] + index_section(args) + [""]
     if "remote" in sections:
-        out += ["## Remote (loopback HTTP)", ""] + remote.section(args, scenes, grid_plan) + [""]
+        out += (
+            ["## Remote (loopback HTTP)", ""]
+            + remote.section(args, scenes, grid_plan, METRICS)
+            + [""]
+        )
+    targets = targets_section(grids if "local" in sections else [])
+    out[7:7] = ["## Targets (issue 5)", "", *targets, ""]
     out.append(f"Run time: {time.time() - started:.0f} s")
     text = "\n".join(out) + "\n"
     print(text)
