@@ -65,6 +65,15 @@ def _stack(
             f"{tuple(first.shape)} {first.dtype}, but {listing}{more} differ. Choose bands= "
             "and dtype= so every scene gives the same shape, or batch scenes separately"
         )
+    base = first._base
+    if (
+        base is not None
+        and base.shape[0] == len(tensors)
+        and all(t._base is base for t in tensors)
+        and all(t.data_ptr() == base[k].data_ptr() for k, t in enumerate(tensors))
+    ):
+        # ChipDataset.__getitems__ read the batch into one tensor, in this order: no copy.
+        return base
     out = None
     if get_worker_info() is not None:
         # In a DataLoader worker, stack straight into shared memory, as default_collate

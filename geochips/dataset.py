@@ -195,9 +195,61 @@ class ChipDataset(Dataset[Sample]):
     def __getitems__(self, keys: Sequence[int | str]) -> list[Any]:
         """Return the samples of a batch, read by several threads (GDAL releases the GIL)."""
         threads = self._threads()
+        positions = self._batch_positions(keys)
+        if positions is None:  # mixed shapes or dtypes, a transform: sample by sample
+            read: Any = self.__getitem__
+            todo: Sequence[Any] = keys
+        else:
+            # Each chip is converted straight into its slot of one batch tensor, so that
+            # geochips.collate returns it without stacking: the copy saved is 16 MB for 16
+            # int32 512x512 chips, ~0.3 ms a chip (benchmarks/RESULTS.md).
+            images, valids = self._batch_tensors(positions)
+            read = self._read_into
+            todo = [
+                (p, images[k], None if valids is None else valids[k])
+                for k, p in enumerate(positions)
+            ]
         if threads <= 1 or len(keys) <= 1:
-            return [self[k] for k in keys]
-        return list(self._executor(threads).map(self.__getitem__, keys))
+            return [read(k) for k in todo]
+        return list(self._executor(threads).map(read, todo))
+
+    def _batch_positions(self, keys: Sequence[int | str]) -> list[int] | None:
+        """Positions of a batch whose samples all have one shape and dtype, else None."""
+        if self.transform is not None or not keys:
+            return None
+        positions = []
+        for key in keys:
+            if not isinstance(key, (int, np.integer)) or isinstance(key, bool):
+                return None
+            n = len(self.index)
+            if not -n <= int(key) < n:
+                raise IndexError(f"chip position {key} is out of range for {n} chips")
+            positions.append(int(key) % n)
+        c = self.index.column
+        scenes = c("scene")[positions]
+        same = (
+            len(np.unique(c("height")[positions])) == 1
+            and len(np.unique(c("width")[positions])) == 1
+        )
+        kinds = {(self._out_dtypes[s], self._band_count(s)) for s in np.unique(scenes).tolist()}
+        return positions if same and len(kinds) == 1 else None
+
+    def _band_count(self, scene_pos: int) -> int:
+        return len(self.bands) if self.bands is not None else self.index.scenes[scene_pos].count
+
+    def _batch_tensors(self, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        first = positions[0]
+        scene_pos, window = self.index.locate(first)
+        shape = (len(positions), self._band_count(scene_pos), window.height, window.width)
+        dtype = _TORCH[self._out_dtypes[scene_pos].name]
+        images = _empty(shape, dtype)
+        valids = _empty((shape[0], 1, *shape[2:]), torch.bool) if self.with_valid else None
+        return images, valids
+
+    def _read_into(self, job: tuple[int, torch.Tensor, torch.Tensor | None]) -> Sample:
+        position, image, valid = job
+        sample = self._read(position, image, valid)
+        return sample
 
     def _threads(self) -> int:
         if self.threads is not None:
@@ -212,14 +264,22 @@ class ChipDataset(Dataset[Sample]):
             self._pool_pid = os.getpid()
         return self._pool
 
-    def _read(self, position: int) -> Sample:
+    def _read(
+        self, position: int, image: torch.Tensor | None = None, valid: torch.Tensor | None = None
+    ) -> Sample:
         index = self.index
         scene_pos, window = index.locate(position)
         scene = index.scenes[scene_pos]
         fill = self._fill[scene_pos]
         data = self.reader.read(scene, window, self.bands, fill_value=fill)
+        if image is None:
+            image = torch.from_numpy(self._convert(data, scene, scene_pos))
+        elif self.scale:
+            image.numpy()[...] = self._convert(data, scene, scene_pos)
+        else:  # out_dtype already refused every conversion that could wrap
+            np.copyto(image.numpy(), data, casting="unsafe")
         sample: Sample = {
-            "image": torch.from_numpy(self._convert(data, scene, scene_pos)),
+            "image": image,
             "chip_id": index.chip_id(position),
             "scene": scene.id,
             "window": window,
@@ -228,9 +288,12 @@ class ChipDataset(Dataset[Sample]):
             "transform": _chip_transform(scene.transform, window),
         }
         if self.with_valid:
-            sample["valid"] = torch.from_numpy(
-                _valid_mask(data, scene, window, self._nodata[scene_pos])
-            )
+            mask = _valid_mask(data, scene, window, self._nodata[scene_pos])
+            if valid is None:
+                sample["valid"] = torch.from_numpy(mask)
+            else:
+                valid.numpy()[...] = mask
+                sample["valid"] = valid
         return sample
 
     def _convert(self, data: np.ndarray, scene: Scene, scene_pos: int) -> np.ndarray:
@@ -251,6 +314,29 @@ class ChipDataset(Dataset[Sample]):
 
     def __repr__(self) -> str:
         return f"ChipDataset({len(self)} chips, {self.index!r})"
+
+
+_TORCH = {
+    "uint8": torch.uint8,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "float16": torch.float16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "complex64": torch.complex64,
+    "complex128": torch.complex128,
+}
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor, in shared memory inside a DataLoader worker (sent as is)."""
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)  # type: ignore[no-untyped-call]
+    return torch.empty(0, dtype=dtype).new(storage).resize_(shape)
 
 
 def _check_bands(bands: Sequence[int] | None, scenes: Sequence[Scene]) -> list[int] | None:

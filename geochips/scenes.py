@@ -13,6 +13,9 @@ footprints are approximate but never a silent identity transform.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -392,7 +395,11 @@ def read_headers(
     # Warnings filters are process-wide, so they are set here, around all the threads.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
+        native_ids: list[int] = []
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(workers, len(sources))),
+            initializer=lambda: native_ids.append(threading.get_native_id()),
+        ) as pool:
             futures = [
                 pool.submit(_read_header, s, overview_level, access, grid, resampling)
                 for s in sources
@@ -404,9 +411,24 @@ def read_headers(
                     errors.append(exc)
                 if progress is not None:
                     progress(done, len(sources))
+    _wait_until_exited(native_ids)
     if errors:
         if len(errors) == 1:
             raise errors[0]
         listing = "\n  - ".join(map(str, errors))
         raise SceneHeaderError(f"{len(errors)} of {len(sources)} scenes failed:\n  - {listing}")
     return [s for s in results if s is not None]
+
+
+def _wait_until_exited(native_ids: list[int], timeout: float = 2.0) -> None:
+    """Wait until the header threads have exited from the OS, not only joined in Python.
+
+    ``join`` returns before a thread's C++ thread-local destructors run, and GDAL's (PROJ
+    contexts finalising sqlite statements) take process-wide mutexes. A DataLoader forking
+    its workers right after ``ChipIndex.build`` could hand them a locked mutex: the worker
+    then deadlocked at its first CRS lookup (seen twice in the test suite). Linux only.
+    """
+    deadline = time.monotonic() + timeout
+    for tid in native_ids:
+        while os.path.exists(f"/proc/self/task/{tid}") and time.monotonic() < deadline:
+            time.sleep(0.001)

@@ -1,5 +1,6 @@
 """The settings and fast paths the benchmarks rely on, checked for correctness (never timed)."""
 
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from affine import Affine
 from rasterio._env import del_gdal_config
 from rasterio.env import get_gdal_config
@@ -192,3 +194,45 @@ def test_chip_geometry_in_plain_floats_equals_affine_products():
         corners = [transform @ p for p in ((c, r), (c + w, r), (c, r + h), (c + w, r + h))]
         xs, ys = [x for x, _ in corners], [y for _, y in corners]
         assert _bounds(transform, window) == (min(xs), min(ys), max(xs), max(ys))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("options", [{}, {"dtype": "float32"}, {"scale": True}])
+def test_batches_are_read_into_one_tensor_that_collate_keeps(make_scene, threads, options):
+    path = make_scene(height=48, width=64, count=2, nodata=7919 * 2 + 5, blocksize=16)
+    dataset = ChipDataset(ChipIndex.build([path], size=16, edge="pad"), threads=threads, **options)
+    positions = [5, 0, -1, 7, 3]
+    samples = dataset.__getitems__(positions)
+    batch = collate(samples)
+    assert batch["image"].data_ptr() == samples[0]["image"].data_ptr()  # not stacked again
+    for k, position in enumerate(positions):
+        single = dataset[position]
+        assert batch["chip_id"][k] == single["chip_id"]
+        assert torch.equal(batch["image"][k], single["image"])
+        assert torch.equal(batch["valid"][k], single["valid"])
+    reordered = collate(samples[::-1])  # other orders are stacked, correctly
+    assert torch.equal(reordered["image"], batch["image"].flip(0))
+
+
+def test_batches_that_cannot_share_a_tensor_are_read_sample_by_sample(make_scene):
+    one, three = make_scene(count=1), make_scene(count=3)
+    index = ChipIndex.build([one, three], size=16)
+    dataset = ChipDataset(index, threads=2)
+    last = len(index) - 1
+    mixed = dataset.__getitems__([0, last])
+    assert [s["image"].shape[0] for s in mixed] == [1, 3]
+    with pytest.raises(IndexError, match=f"chip position {last + 1} is out of range"):
+        dataset.__getitems__([0, last + 1])
+    by_id = dataset.__getitems__([index.chip_id(1), 1])
+    assert torch.equal(by_id[0]["image"], by_id[1]["image"])
+    doubled = ChipDataset(index, transform=lambda s: {**s, "image": s["image"] * 2})
+    assert torch.equal(doubled.__getitems__([0])[0]["image"], dataset[0]["image"] * 2)
+
+
+def test_header_threads_have_exited_when_build_returns(make_scene):
+    # Threads that were only joined may still run GDAL's thread-local destructors, holding
+    # mutexes a DataLoader worker forked at that instant would inherit locked (a deadlock).
+    path = make_scene()
+    before = set(os.listdir("/proc/self/task"))
+    ChipIndex.build({f"s{i}": path for i in range(12)}, size=16, workers=6)
+    assert set(os.listdir("/proc/self/task")) <= before
