@@ -134,10 +134,6 @@ def dataset(plan: Plan, **kwargs: Any) -> Any:
         hrefs(plan), size=plan["size"], stride=plan["stride"], edge=plan.get("edge", "drop")
     )
     index = index.select(np.asarray(plan["positions"], dtype=np.int64))
-    # The header threads have joined in Python, but their OS threads may still be tearing
-    # down GDAL/PROJ state (sqlite mutexes): a DataLoader forking workers at that instant
-    # can deadlock them (seen once in ~50 runs). Let them finish before any fork.
-    time.sleep(0.2)
     return geochips.ChipDataset(index, **{**plan.get("dataset", {}), **kwargs})
 
 
