@@ -108,7 +108,7 @@ class ChipIndex:
         assets: Sequence[str] | None = None,
         properties: Sequence[str] = (),
         sign: SignSpec = "auto",
-        workers: int = 8,
+        workers: int = 32,
         progress: Callable[[int, int], None] | bool | None = None,
         gdal_options: Mapping[str, Any] | None = None,
         grid: str | int | None = None,

@@ -377,7 +377,7 @@ def read_headers(
     overview_level: int | None = None,
     *,
     signer: Signer | None = None,
-    workers: int = 8,
+    workers: int = 32,
     progress: Callable[[int, int], None] | None = None,
     grid: str | int | None = None,
     resampling: str = "nearest",
