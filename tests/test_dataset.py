@@ -142,9 +142,15 @@ def test_padded_chips_are_filled_and_marked_invalid(make_scene):
         ChipDataset(index, fill_value=70000)
 
 
-def test_nodata_pixels_are_invalid():
-    path = sample_data.path("RGB.byte.tif")
-    dataset = ChipDataset(ChipIndex.build([path], size=256))
+@pytest.mark.parametrize(
+    ("name", "size"),
+    # RGB.byte: nodata 0 in three uint8 bands; scene_band1: a float nodata (0.0) declared
+    # for uint16 pixels, compared in the pixel dtype.
+    [("RGB.byte.tif", 256), ("scene_band1.tif", 128)],
+)
+def test_nodata_pixels_are_invalid_as_gdal_masks_them(name, size):
+    path = sample_data.path(name)
+    dataset = ChipDataset(ChipIndex.build([path], size=size))
     with rasterio.open(path) as src:
         for position in range(len(dataset)):
             sample = dataset[position]

@@ -13,7 +13,6 @@ import torch
 from affine import Affine
 from rasterio._env import del_gdal_config
 from rasterio.env import get_gdal_config
-from rasterio.windows import Window
 from torch.utils.data import DataLoader
 
 from geochips import (
@@ -23,7 +22,6 @@ from geochips import (
     collate,
     find_sources,
     read_headers,
-    sample_data,
 )
 from geochips.dataset import _bounds, _chip_transform
 
@@ -104,19 +102,6 @@ def test_valid_marks_nodata_pixels_of_integer_scenes(make_scene, count, edge):
         seen_invalid += int((~sample["valid"].numpy()).sum())
     # One band: the nodata pixel itself; three bands: only padding (no pixel is nodata in all).
     assert seen_invalid > 0 if count == 1 or edge == "pad" else seen_invalid == 0
-
-
-def test_valid_with_a_float_nodata_on_real_uint16_scenes():
-    # The Sentinel-2 sample declares nodata 0.0 for uint16 pixels.
-    path = sample_data.path("scene_band1.tif")
-    dataset = ChipDataset(ChipIndex.build([path], size=128))
-    with rasterio.open(path) as src:
-        assert src.nodata == 0.0
-        for position in range(len(dataset)):
-            sample = dataset[position]
-            r, c, h, w = sample["window"]
-            mask = src.dataset_mask(window=Window(col_off=c, row_off=r, width=w, height=h))
-            np.testing.assert_array_equal(sample["valid"].numpy()[0], mask > 0)
 
 
 def test_every_reading_thread_gets_the_gdal_options(make_scene):
