@@ -126,13 +126,13 @@ def make_handler(root: Path, latency: float, stats: Stats) -> type[BaseHTTPReque
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Type", "image/tiff")
             self.end_headers()
-            sent = 0
+            # Counted before the body goes out, so a client holding its answer always
+            # finds it in the stats.
+            stats.add(path, start, length if body else 0, found=True, ranged=match is not None)
             if body:
                 with open(file, "rb") as f:
                     f.seek(start)
                     self.wfile.write(f.read(length))
-                sent = length
-            stats.add(path, start, sent, found=True, ranged=match is not None)
 
     return Handler
 

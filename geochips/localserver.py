@@ -77,6 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = target.path, target.query
         owner = self.server.owner
         status, headers, payload = owner.respond(self.command, path, query, self.headers)
+        sent = len(payload) if body else 0
+        # Recorded before answering: a client that has its answer finds its request in the
+        # log (recorded after, a test reading the log at once could miss the last request
+        # and count it with the next ones).
+        owner.record(Request(self.command, path, query, self.headers.get("Range"), status, sent))
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -84,16 +89,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(payload)
-        owner.record(
-            Request(
-                self.command,
-                path,
-                query,
-                self.headers.get("Range"),
-                status,
-                len(payload) if body else 0,
-            )
-        )
 
 
 class _Server(ThreadingHTTPServer):
