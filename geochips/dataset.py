@@ -14,6 +14,13 @@ int8, int16, int32, int64 and floats stay; uint16 widens to int32 and uint32 to 
 (torch's unsigned types lack most operations). A requested ``dtype`` must hold every value
 of the source dtype (integers to floats are allowed: they round, they never wrap); a
 conversion that could wrap or truncate, like uint16 -> int16, is refused.
+
+``dtype="uint16"`` (or uint32, uint64) is allowed when asked for: torch holds and moves
+these tensors (stack, shared memory between DataLoader workers, ``.to(device)``) but has
+few operations on them, so convert them where the data goes, e.g.
+``batch["image"].to("cuda").float()``. Half the bytes of int32 cross from the workers and
+to the GPU, and chips are read straight into the batch tensor, with no conversion pass
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ TORCH_DTYPES = (
     "complex64",
     "complex128",
 )
+# Unsigned dtypes torch stores and moves but barely computes on: given only when asked.
+TORCH_UNSIGNED = ("uint16", "uint32", "uint64")
 _UNSET: Any = object()
 
 
@@ -79,10 +88,10 @@ def output_dtype(source: str, requested: str | None, scale: bool) -> np.dtype[An
             return np.dtype("float64" if src.itemsize > 4 else "float32")
         return np.dtype(WIDEN.get(src.name, src.name))
     dst = np.dtype(requested)
-    if dst.name not in TORCH_DTYPES or dst.name == "bool":
+    if dst.name not in TORCH_DTYPES + TORCH_UNSIGNED or dst.name == "bool":
         raise DtypeConversionError(
-            f"dtype={requested!r} is not a dtype torch supports fully; choose one of "
-            f"{', '.join(t for t in TORCH_DTYPES if t != 'bool')}"
+            f"dtype={requested!r} is not a dtype torch supports; choose one of "
+            f"{', '.join(t for t in TORCH_DTYPES + TORCH_UNSIGNED if t != 'bool')}"
         )
     if scale and dst.kind != "f":
         raise DtypeConversionError(
@@ -271,13 +280,15 @@ class ChipDataset(Dataset[Sample]):
         scene_pos, window = index.locate(position)
         scene = index.scenes[scene_pos]
         fill = self._fill[scene_pos]
-        data = self.reader.read(scene, window, self.bands, fill_value=fill)
+        slot = None if image is None else image.numpy()
+        direct = slot if slot is not None and not self.scale and slot.dtype == scene.dtype else None
+        data = self.reader.read(scene, window, self.bands, fill_value=fill, out=direct)
         if image is None:
             image = torch.from_numpy(self._convert(data, scene, scene_pos))
-        elif self.scale:
-            image.numpy()[...] = self._convert(data, scene, scene_pos)
-        else:  # out_dtype already refused every conversion that could wrap
-            np.copyto(image.numpy(), data, casting="unsafe")
+        elif data is not slot:  # (else GDAL wrote the pixels straight into the batch tensor)
+            converted = self._convert(data, scene, scene_pos) if self.scale else data
+            # "unsafe" only names the cast: output_dtype refused every one that could wrap.
+            np.copyto(image.numpy(), converted, casting="unsafe")
         sample: Sample = {
             "image": image,
             "chip_id": index.chip_id(position),
@@ -288,12 +299,9 @@ class ChipDataset(Dataset[Sample]):
             "transform": _chip_transform(scene.transform, window),
         }
         if self.with_valid:
-            mask = _valid_mask(data, scene, window, self._nodata[scene_pos])
-            if valid is None:
-                sample["valid"] = torch.from_numpy(mask)
-            else:
-                valid.numpy()[...] = mask
-                sample["valid"] = valid
+            out = None if valid is None else valid.numpy()
+            mask = _valid_mask(data, scene, window, self._nodata[scene_pos], out)
+            sample["valid"] = torch.from_numpy(mask) if valid is None else valid
         return sample
 
     def _convert(self, data: np.ndarray, scene: Scene, scene_pos: int) -> np.ndarray:
@@ -318,6 +326,9 @@ class ChipDataset(Dataset[Sample]):
 
 _TORCH = {
     "uint8": torch.uint8,
+    "uint16": torch.uint16,
+    "uint32": torch.uint32,
+    "uint64": torch.uint64,
     "int8": torch.int8,
     "int16": torch.int16,
     "int32": torch.int32,
@@ -418,16 +429,22 @@ def _typed_nodata(scene: Scene) -> Any:
     return dtype.type(scene.nodata)
 
 
-def _valid_mask(data: np.ndarray, scene: Scene, window: ChipWindow, nodata: Any) -> np.ndarray:
-    """Valid pixels: inside the scene and, where nodata is set, any band not nodata (GDAL)."""
+def _valid_mask(
+    data: np.ndarray, scene: Scene, window: ChipWindow, nodata: Any, out: np.ndarray | None
+) -> np.ndarray:
+    """Valid pixels: inside the scene and, where nodata is set, any band not nodata (GDAL).
+
+    Written into ``out`` (bool, ``(1, height, width)``) when given, else into a new array.
+    """
+    valid = np.empty((1, window.height, window.width), dtype=bool) if out is None else out
     if nodata is None:
-        valid = np.ones((1, window.height, window.width), dtype=bool)
+        valid[...] = True
     elif np.isnan(nodata):
-        valid = ~np.isnan(data).all(axis=0, keepdims=True)
+        np.logical_not(np.isnan(data).all(axis=0, keepdims=True), out=valid)
     elif len(data) == 1:
-        valid = data != nodata  # one band: one pass, no reduction
+        np.not_equal(data, nodata, out=valid)  # one band: one pass, no reduction
     else:
-        valid = (data != nodata).any(axis=0, keepdims=True)
+        np.any(data != nodata, axis=0, keepdims=True, out=valid)
     if (
         window.row_off >= 0
         and window.col_off >= 0

@@ -58,9 +58,9 @@ class WarpedHandle:
             src.close()
             raise
 
-    def read(self, indexes: list[int], window: Window) -> np.ndarray:
-        """Read ``indexes`` in ``window`` of the scene's grid."""
-        data: np.ndarray = self._vrt.read(indexes, window=window)
+    def read(self, indexes: list[int], window: Window, out: np.ndarray | None = None) -> np.ndarray:
+        """Read ``indexes`` in ``window`` of the scene's grid (into ``out`` when given)."""
+        data: np.ndarray = self._vrt.read(indexes, window=window, out=out)
         return data
 
     def close(self) -> None:
@@ -246,11 +246,18 @@ class Reader:
             + (", and that its signer (sign=) gives access" if hrefs.is_remote(href) else "")
         )
 
-    def _read_file(self, scene: Scene, file: int, indexes: list[int], inner: Window) -> np.ndarray:
+    def _read_file(
+        self,
+        scene: Scene,
+        file: int,
+        indexes: list[int],
+        inner: Window,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Read bands ``indexes`` of one file; a refused signed href is re-signed once."""
         handle = self._handle(scene, file)
         try:
-            first: np.ndarray = handle.read(indexes, window=inner)
+            first: np.ndarray = handle.read(indexes, window=inner, out=out)
             return first
         except RasterioError:
             href = scene.hrefs[file]
@@ -262,7 +269,7 @@ class Reader:
             # expired since the file was opened. Reopen with a fresh signature, once.
             self._cache().discard(key)
             self.signer.refresh(href, failed=path)
-            data: np.ndarray = self._handle(scene, file).read(indexes, window=inner)
+            data: np.ndarray = self._handle(scene, file).read(indexes, window=inner, out=out)
             return data
 
     def read(
@@ -271,11 +278,15 @@ class Reader:
         window: ChipWindow,
         bands: Sequence[int] | None = None,
         fill_value: float = 0,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Return the pixels of ``window`` as a ``(bands, height, width)`` array.
 
         ``bands`` are 1-based positions in the stacked scene (all bands by default). The
         part of a window outside the scene (edge ``"pad"``) is set to ``fill_value``.
+        ``out``, a C-contiguous array of that shape in the scene's dtype, receives the
+        pixels straight from GDAL when the window lies inside one file of the scene, and
+        is returned; otherwise a new array is returned and ``out`` is left alone.
         """
         band_map = scene.band_map()
         wanted = [band_map[b - 1] for b in bands] if bands is not None else band_map
@@ -290,19 +301,21 @@ class Reader:
             window.row_off + window.height,
             window.col_off + window.width,
         )
-        out = (
+        padded = (
             None
             if full
             else np.full((len(wanted), window.height, window.width), fill_value, dtype=scene.dtype)
         )
-        if not full and (inner.width == 0 or inner.height == 0):
-            return out  # type: ignore[return-value]
+        if padded is not None and (inner.width == 0 or inner.height == 0):
+            return padded
         parts = []
         # Consecutive bands of one file are read in one call.
-        for file, indexes in _group_by_file(wanted):
+        groups = _group_by_file(wanted)
+        direct = out if full and len(groups) == 1 else None
+        for file, indexes in groups:
             failure = None
             try:
-                parts.append(self._read_file(scene, file, indexes, inner))
+                parts.append(self._read_file(scene, file, indexes, inner, direct))
             except RasterioError as exc:
                 failure = hrefs.redact_text(str(exc))
             if failure is not None:  # raised here: no exception context holds a signed path
@@ -313,12 +326,12 @@ class Reader:
                     "truncated or corrupt; re-download it or drop the scene"
                 )
         data = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if out is None:
+        if padded is None:
             return data
-        out[
+        padded[
             :, r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off
         ] = data
-        return out
+        return padded
 
 
 def _group_by_file(wanted: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:

@@ -8,13 +8,14 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from geochips import ChipDataset, ChipIndex, sample_data
+from geochips import ChipDataset, ChipIndex, collate, sample_data
 from geochips.errors import (
     ChipNotFoundError,
     DtypeConversionError,
     InvalidParameterError,
     SceneReadError,
 )
+from geochips.testing import position_values
 
 
 def direct_read(path, window, level=None, fill=0):
@@ -65,6 +66,38 @@ def test_uint16_values_above_int16_survive(make_scene):
     assert image.dtype == torch.int32 and image.max() == 65535 and image[0, 0, 0] == 40000
     as_float = ChipDataset(ChipIndex.build([path], size=16), dtype="float32")[0]["image"]
     assert as_float.max() == 65535.0
+
+
+@pytest.mark.parametrize("edge", ["drop", "pad"])
+def test_uint16_is_kept_when_asked_and_read_straight_into_the_batch(make_scene, edge):
+    data = position_values(2, 40, 56, "uint16")
+    data[:, 0, :3] = [65535, 40000, 0]  # values int16 would wrap
+    path = make_scene(data=data, blocksize=16, nodata=0)
+    index = ChipIndex.build([path], size=16, stride=12, edge=edge)
+    dataset = ChipDataset(index, dtype="uint16", threads=2)
+    positions = list(range(len(dataset)))[::-1]
+    batch = dataset.__getitems__(positions)
+    images = collate(batch)["image"]
+    assert images.dtype == torch.uint16 and images.shape == (len(positions), 2, 16, 16)
+    for k, position in enumerate(positions):
+        sample = dataset[position]
+        expected = direct_read(path, sample["window"])
+        assert sample["image"].dtype == torch.uint16
+        np.testing.assert_array_equal(sample["image"].numpy(), expected)
+        np.testing.assert_array_equal(images[k].numpy(), expected)
+        np.testing.assert_array_equal(batch[k]["valid"].numpy()[0], (expected != 0).any(axis=0))
+    assert images[positions.index(0), 0, 0, :3].tolist() == [65535, 40000, 0]
+
+
+def test_stacked_files_are_read_whole_into_a_uint16_batch(make_scene):
+    a = make_scene(data=position_values(1, 32, 32, "uint16"))
+    b = make_scene(data=position_values(2, 32, 32, "uint16") + 7)
+    dataset = ChipDataset(ChipIndex.build({"ba": [b, a]}, size=16), dtype="uint16", threads=2)
+    images = collate(dataset.__getitems__([3, 0, 2]))["image"]
+    for k, position in enumerate([3, 0, 2]):
+        window = dataset[position]["window"]
+        expected = np.concatenate([direct_read(b, window), direct_read(a, window)])
+        np.testing.assert_array_equal(images[k].numpy(), expected)
 
 
 @pytest.mark.parametrize(
@@ -157,6 +190,18 @@ def test_nodata_pixels_are_invalid_as_gdal_masks_them(name, size):
             r, c, h, w = sample["window"]
             mask = src.dataset_mask(window=Window(col_off=c, row_off=r, width=w, height=h))
             np.testing.assert_array_equal(sample["valid"].numpy()[0], mask > 0)
+
+
+def test_nan_nodata_marks_pixels_nan_in_every_band(make_scene):
+    data = position_values(2, 16, 32, "float32")
+    data[:, 3, 4] = np.nan  # every band: invalid
+    data[0, 5, 6] = np.nan  # one band only: valid, as in GDAL's dataset mask
+    dataset = ChipDataset(ChipIndex.build([make_scene(data=data, nodata=np.nan)], size=16))
+    expected = np.ones((1, 16, 16), bool)
+    expected[0, 3, 4] = False
+    for sample in (dataset[0], dataset.__getitems__([0, 1])[0]):
+        np.testing.assert_array_equal(sample["valid"].numpy(), expected)
+        assert torch.isnan(sample["image"][1, 3, 4]) and torch.isnan(sample["image"][0, 5, 6])
 
 
 def test_samples_carry_their_geometry(make_scene):
