@@ -210,6 +210,29 @@ def gc_loader2(plan: Plan) -> dict[str, Any]:
     return _loader(plan, 2)
 
 
+def as_uint16(plan: Plan) -> Plan:
+    """The same plan, samples as torch.uint16 (``dtype="uint16"``, converted on the GPU)."""
+    return {**plan, "dataset": {**plan.get("dataset", {}), "dtype": "uint16"}}
+
+
+@case
+def gc_item_u16(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` with ``dtype="uint16"``: the per-chip overhead without the widening."""
+    return gc_item(as_uint16(plan))
+
+
+@case
+def gc_getitems_u16(plan: Plan) -> dict[str, Any]:
+    """``__getitems__`` with ``dtype="uint16"``: GDAL writes into the batch tensor."""
+    return gc_getitems(as_uint16(plan))
+
+
+@case
+def gc_loader2_u16(plan: Plan) -> dict[str, Any]:
+    """DataLoader, 2 workers, ``dtype="uint16"``: half the bytes through shared memory."""
+    return gc_loader2(as_uint16(plan))
+
+
 # -- the HTTP server's counters -------------------------------------------------------------
 
 
