@@ -127,13 +127,45 @@ def test_the_file_is_geoparquet_that_pyarrow_reads(index, tmp_path):
         assert geoms[position].contains(shapely.Point(lon, lat))
 
 
-def test_geopandas_reads_the_file_when_installed(index, tmp_path):
-    geopandas = pytest.importorskip("geopandas")
+def test_geopandas_reads_footprints_crs_and_columns(index, tmp_path):
+    geopandas = pytest.importorskip("geopandas")  # in the test extra; optional for users
     target = tmp_path / "chips.parquet"
     index.save(target)
     frame = geopandas.read_parquet(target)
     assert len(frame) == len(index) and frame.crs.to_string() in ("OGC:CRS84", "EPSG:4326")
     assert list(frame["chip_id"]) == index.chip_ids
+    assert frame.geometry.name == "geometry" and frame.geometry.is_valid.all()
+    expected = shapely.from_wkb(pq.read_table(target).column("geometry").to_pylist())
+    assert all(shapely.equals(expected, np.asarray(frame.geometry)))
+    assert list(frame["row_off"]) == index.column("row_off").tolist()
+    assert set(frame["split"]) == {"train"}
+    assert np.allclose(frame["valid_fraction"], index.column("valid_fraction"))
+    # A spatial query works as a GIS user would run it: chips of the Aleutian scene.
+    aleutians = frame[frame.intersects(shapely.box(170, 50, 180, 55))]
+    assert set(aleutians["scene_id"]) == {"cog_dateline"}
+
+
+def test_duckdb_reads_the_file_when_installed(index, tmp_path):
+    duckdb = pytest.importorskip("duckdb")  # no spatial extension: it needs a download
+    target = tmp_path / "chips.parquet"
+    index.save(target)
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT chip_id, row_off, col_off, height, width, split, geometry "
+            "FROM read_parquet(?) ORDER BY file_row_number",
+            [str(target)],
+        ).fetchall()
+        geo = con.execute(
+            "SELECT value FROM parquet_kv_metadata(?) WHERE key = 'geo'", [str(target)]
+        ).fetchone()
+    assert [r[0] for r in rows] == index.chip_ids
+    window = index.window(7)
+    assert rows[7][1:5] == (window.row_off, window.col_off, window.height, window.width)
+    assert {r[5] for r in rows} == {"train"}
+    footprints = shapely.from_wkb([bytes(r[6]) for r in rows])
+    expected = shapely.from_wkb(pq.read_table(target).column("geometry").to_pylist())
+    assert all(shapely.equals(footprints, expected))
+    assert json.loads(geo[0])["primary_column"] == "geometry"
 
 
 def test_signed_hrefs_and_signers_are_never_saved(tmp_path, make_scene):
