@@ -1,0 +1,177 @@
+"""Where the time goes between raw rasterio reads and a geochips batch, step by step.
+
+    python benchmarks/breakdown.py    # ~30 s (writes the scene first if it is missing)
+
+Every step adds one thing a batch needs to the raw read, so each row's drop from the one
+above is that thing's cost. All steps read the same shuffled 512/512 windows of one
+Sentinel-1-like scene of the recorded run (``data.py``; its 171 MB of decoded tiles
+overflow the 128 MB block cache, so every read decodes), interleaved and repeated (best
+run kept), in one process; the last two rows run in a forked child, as a DataLoader worker
+does, with the batch tensors in shared memory or in plain memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import data  # noqa: E402
+
+import geochips  # noqa: E402
+
+BATCH = 16
+CACHE = {"GDAL_CACHEMAX": 128 * 1024 * 1024}  # geochips' default, in bytes for rasterio
+
+
+def steps(path: Path, index: geochips.ChipIndex) -> dict[str, Callable[[], None]]:
+    """The steps, from the raw loop to geochips' own batches."""
+    windows = [
+        Window(w.col_off, w.row_off, w.width, w.height)
+        for w in map(index.window, range(len(index)))
+    ]
+    batches = [windows[s : s + BATCH] for s in range(0, len(windows), BATCH)]
+    handles = [rasterio.open(path) for _ in range(2)]
+    pool = ThreadPoolExecutor(2)
+    reused = np.empty((BATCH, 1, 512, 512), np.uint16)
+    ids: dict[int, int] = {}
+
+    def handle() -> Any:  # one handle per pool thread
+        return handles[ids.setdefault(threading.get_ident(), len(ids))]
+
+    def batched(fill: Callable[[list[Window]], Callable[[int], None]]) -> Callable[[], None]:
+        def run() -> None:
+            for batch in batches:
+                list(pool.map(fill(batch), range(len(batch))))
+
+        return run
+
+    def read_only(batch: list[Window]) -> Callable[[int], None]:
+        def read(k: int) -> None:
+            handle().read([1], window=batch[k])
+
+        return read
+
+    def into(make: Callable[[int], np.ndarray]) -> Callable[[list[Window]], Callable[[int], None]]:
+        def fill(batch: list[Window]) -> Callable[[int], None]:
+            out = make(len(batch))
+
+            def read(k: int) -> None:
+                handle().read([1], window=batch[k], out=out[k])
+
+            return read
+
+        return fill
+
+    def widened(batch: list[Window]) -> Callable[[int], None]:
+        out = torch.empty((len(batch), 1, 512, 512), dtype=torch.int32).numpy()
+
+        def read(k: int) -> None:
+            np.copyto(out[k], handle().read([1], window=batch[k]), casting="unsafe")
+
+        return read
+
+    def dataset_batches(dtype: str | None) -> Callable[[], None]:
+        ds = geochips.ChipDataset(index, dtype=dtype, threads=2)
+        ds.__getitems__([0, 1])  # open the handles of both threads
+
+        def run() -> None:
+            for s in range(0, len(ds), BATCH):
+                ds.__getitems__(list(range(s, min(s + BATCH, len(ds)))))
+
+        return run
+
+    def limit() -> None:
+        for w in windows:
+            handles[0].read(window=w)
+
+    def ceiling() -> None:
+        list(pool.map(lambda k: [handles[k].read(window=w) for w in windows[k::2]], range(2)))
+
+    return {
+        "rasterio loop, 1 thread (the limit)": limit,
+        "rasterio, 2 threads, a handle each (the ceiling)": ceiling,
+        "+ batches of 16 (threads wait for the slowest chip)": batched(read_only),
+        "+ read into a reused uint16 batch array": batched(into(lambda n: reused)),
+        "+ read into a fresh uint16 batch tensor": batched(
+            into(lambda n: torch.empty((n, 1, 512, 512), dtype=torch.uint16).numpy())
+        ),
+        "+ widened to a fresh int32 batch tensor": batched(widened),
+        'geochips `__getitems__`, `dtype="uint16"` (+ valid mask, samples)': dataset_batches(
+            "uint16"
+        ),
+        "geochips `__getitems__`, default int32": dataset_batches(None),
+    }
+
+
+def best_rates(todo: dict[str, Callable[[], None]], chips: int, repeat: int) -> dict[str, float]:
+    best = dict.fromkeys(todo, 0.0)
+    for _ in range(repeat):
+        for name, run in todo.items():
+            t0 = time.perf_counter()
+            run()
+            best[name] = max(best[name], chips / (time.perf_counter() - t0))
+    return best
+
+
+def in_worker(index: geochips.ChipIndex, shared: bool, repeat: int, queue: Any) -> None:
+    """Batches of one thread in a forked child, as in a DataLoader worker."""
+    if shared:  # geochips stacks batches in shared memory inside DataLoader workers
+        import torch.utils.data._utils.worker as worker
+
+        worker._worker_info = object()  # type: ignore[assignment]
+    ds = geochips.ChipDataset(index, dtype="uint16", threads=1)
+
+    def run() -> None:
+        for s in range(0, len(ds), BATCH):
+            ds.__getitems__(list(range(s, min(s + BATCH, len(ds)))))
+
+    run()
+    queue.put(best_rates({"run": run}, len(ds), repeat)["run"])
+
+
+def worker_rates(index: geochips.ChipIndex, repeat: int) -> dict[str, float]:
+    context = multiprocessing.get_context("fork")
+    rates = {}
+    for shared, name in ((False, "plain memory"), (True, "shared memory")):
+        queue = context.Queue()
+        child = context.Process(target=in_worker, args=(index, shared, repeat, queue))
+        child.start()
+        rates[f'1 thread in a forked child, `dtype="uint16"`, batches in {name}'] = queue.get()
+        child.join()
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each step")
+    args = parser.parse_args()
+    path = data.main_scenes(quick=False)[0]
+    index = geochips.ChipIndex.build([path], size=512)
+    index = index.select(np.random.default_rng(0).permutation(len(index)))
+    with rasterio.Env(**CACHE):
+        rates = best_rates(steps(path, index), len(index), args.repeat)
+    rates.update(worker_rates(index, args.repeat))
+    limit = rates["rasterio loop, 1 thread (the limit)"]
+    command = " ".join(["python benchmarks/breakdown.py", *sys.argv[1:]])
+    print(f"`{command}` on {path.name}, {len(index)} chips of 512 px, best of {args.repeat}\n")
+    print("| step | chips/s | × limit |\n| --- | --- | --- |")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:.0f} | {rate / limit:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
