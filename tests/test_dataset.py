@@ -89,6 +89,18 @@ def test_uint16_is_kept_when_asked_and_read_straight_into_the_batch(make_scene, 
     assert images[positions.index(0), 0, 0, :3].tolist() == [65535, 40000, 0]
 
 
+@pytest.mark.parametrize(
+    ("source", "requested"), [("uint8", "uint16"), ("uint16", "uint32"), ("uint32", "uint64")]
+)
+def test_unsigned_dtypes_are_given_when_asked(make_scene, source, requested):
+    data = position_values(1, 16, 32, source)
+    data[0, 0, 0] = np.iinfo(source).max
+    dataset = ChipDataset(ChipIndex.build([make_scene(data=data)], size=16), dtype=requested)
+    for sample in (dataset[0], dataset.__getitems__([0, 1])[0]):
+        assert sample["image"].dtype == getattr(torch, requested)
+        np.testing.assert_array_equal(sample["image"].numpy(), data[:, :, :16])
+
+
 def test_stacked_files_are_read_whole_into_a_uint16_batch(make_scene):
     a = make_scene(data=position_values(1, 32, 32, "uint16"))
     b = make_scene(data=position_values(2, 32, 32, "uint16") + 7)
