@@ -14,9 +14,11 @@ answer. The request log is read back through ``GET /__log__``.
         server.take()   # [Request(method="HEAD", ...), Request(method="GET", range=...)]
 
 :class:`FileServer` serves a folder with HTTP Range support (single and multiple ranges),
-logs every request (method, path, range, status, bytes sent) and can act as a plain HTTP
-proxy target: a request whose target is an absolute URL (``GET http://host/path``, what
-curl sends to a proxy) is served from the folder by its path, so hrefs on any host, such as
+logs every request (method, path, range, status, bytes sent), can wait a fixed latency
+before each answer (in each request's own thread, so concurrent clients overlap their
+waits, as with an object store) and can act as a plain HTTP proxy target: a request whose
+target is an absolute URL (``GET http://host/path``, what curl sends to a proxy) is served
+from the folder by its path, so hrefs on any host, such as
 ``http://<account>.blob.core.windows.net/<container>/x.tif``, reach it through
 ``GDAL_HTTP_PROXY`` and the ``proxies=`` of ``requests``.
 
@@ -28,6 +30,7 @@ query string has expired or was never issued.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -76,6 +79,8 @@ class _Handler(BaseHTTPRequestHandler):
         target = urlsplit(self.path)
         path, query = target.path, target.query
         owner = self.server.owner
+        if owner.latency:
+            time.sleep(owner.latency)
         status, headers, payload = owner.respond(self.command, path, query, self.headers)
         sent = len(payload) if body else 0
         # Recorded before answering: a client that has its answer finds its request in the
@@ -85,7 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if body:
             self.wfile.write(payload)
@@ -93,7 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many readers connect at once (32 header threads, 8 per batch)
     owner: FileServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # GDAL drops connections it no longer needs; that is not the server's failure.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 _RANGE = re.compile(r"(\d*)-(\d*)")
@@ -105,8 +117,10 @@ class FileServer:
     Run it with :class:`ServerProcess`.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, latency: float = 0.0) -> None:
         self.root = Path(root)
+        self.latency = latency
+        """Seconds each request waits before it is answered."""
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Control)
@@ -136,11 +150,17 @@ class FileServer:
         file = (self.root / path.lstrip("/")).resolve()
         if self.root.resolve() not in file.parents or not file.is_file():
             return 404, {}, b"not found"
-        data = file.read_bytes()
+        size = file.stat().st_size
         kind = "application/json" if file.suffix == ".json" else "image/tiff"
         spec = headers.get("Range")
+        if method == "HEAD":  # the size, without reading the file
+            return (
+                200,
+                {"Content-Type": kind, "Accept-Ranges": "bytes", "Content-Length": str(size)},
+                b"",
+            )
         if not spec:
-            return 200, {"Content-Type": kind, "Accept-Ranges": "bytes"}, data
+            return 200, {"Content-Type": kind, "Accept-Ranges": "bytes"}, file.read_bytes()
         ranges = []
         for part in spec.removeprefix("bytes=").split(","):
             match = _RANGE.fullmatch(part.strip())
@@ -149,34 +169,40 @@ class FileServer:
             start_text, end_text = match.groups()
             if start_text:
                 start = int(start_text)
-                end = min(int(end_text), len(data) - 1) if end_text else len(data) - 1
+                end = min(int(end_text), size - 1) if end_text else size - 1
             else:
-                start, end = max(len(data) - int(end_text), 0), len(data) - 1
-            if start >= len(data) or end < start:
-                return 416, {"Content-Range": f"bytes */{len(data)}"}, b""
+                start, end = max(size - int(end_text), 0), size - 1
+            if start >= size or end < start:
+                return 416, {"Content-Range": f"bytes */{size}"}, b""
             ranges.append((start, end))
-        if len(ranges) == 1:
-            start, end = ranges[0]
-            return (
-                206,
-                {
-                    "Content-Type": kind,
-                    "Accept-Ranges": "bytes",
-                    "Content-Range": f"bytes {start}-{end}/{len(data)}",
-                },
-                data[start : end + 1],
-            )
-        boundary = "geochipsboundary"
-        body = b""
-        for start, end in ranges:
-            body += (
-                (
-                    f"--{boundary}\r\nContent-Type: {kind}\r\n"
-                    f"Content-Range: bytes {start}-{end}/{len(data)}\r\n\r\n"
-                ).encode()
-                + data[start : end + 1]
-                + b"\r\n"
-            )
+        with file.open("rb") as f:  # only the bytes asked for: scenes may be large
+
+            def read(start: int, end: int) -> bytes:
+                f.seek(start)
+                return f.read(end - start + 1)
+
+            if len(ranges) == 1:
+                start, end = ranges[0]
+                return (
+                    206,
+                    {
+                        "Content-Type": kind,
+                        "Accept-Ranges": "bytes",
+                        "Content-Range": f"bytes {start}-{end}/{size}",
+                    },
+                    read(start, end),
+                )
+            boundary = "geochipsboundary"
+            body = b""
+            for start, end in ranges:
+                body += (
+                    (
+                        f"--{boundary}\r\nContent-Type: {kind}\r\n"
+                        f"Content-Range: bytes {start}-{end}/{size}\r\n\r\n"
+                    ).encode()
+                    + read(start, end)
+                    + b"\r\n"
+                )
         body += f"--{boundary}--\r\n".encode()
         return 206, {"Content-Type": f"multipart/byteranges; boundary={boundary}"}, body
 
@@ -198,8 +224,9 @@ class SasService(FileServer):
         *,
         lifetime: float = 30.0,
         refuse_after: float | None = None,
+        latency: float = 0.0,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, latency=latency)
         self.lifetime = lifetime
         self.refuse_after = refuse_after
         self.issued: dict[str, datetime] = {}
@@ -287,7 +314,8 @@ class _Control(_Handler):
 class ServerProcess:
     """Run a file server in a child process and read its request log from this one.
 
-    A :class:`FileServer`, or a :class:`SasService` when ``lifetime`` is given.
+    A :class:`FileServer`, or a :class:`SasService` when ``lifetime`` is given; ``latency``
+    seconds are waited before each answer.
 
     **Usage**::
 
@@ -302,19 +330,21 @@ class ServerProcess:
         *,
         lifetime: float | None = None,
         refuse_after: float | None = None,
+        latency: float = 0.0,
     ) -> None:
         self.root = os.fspath(root)
         self.lifetime = lifetime
         self.refuse_after = refuse_after
+        self.latency = latency
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
 
     def __enter__(self) -> ServerProcess:
-        command = [sys.executable, __file__, self.root]
+        command = [sys.executable, __file__, self.root, "--latency", str(self.latency)]
         if self.lifetime is not None:
-            command.append(str(self.lifetime))
-            if self.refuse_after is not None:
-                command.append(str(self.refuse_after))
+            command += ["--lifetime", str(self.lifetime)]
+        if self.refuse_after is not None:
+            command += ["--refuse-after", str(self.refuse_after)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         self.port = int(self._process.stdout.readline())
@@ -371,14 +401,21 @@ class ServerProcess:
         return len(self.tokens())
 
 
-def _serve(root: str, lifetime: str | None, refuse_after: str | None) -> None:
+def _serve(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description="Serve a folder on 127.0.0.1; print the port.")
+    parser.add_argument("root")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--lifetime", type=float, help="serve as a SasService")
+    parser.add_argument("--refuse-after", type=float)
+    args = parser.parse_args(argv)
     owner: FileServer = (
-        FileServer(root)
-        if lifetime is None
+        FileServer(args.root, latency=args.latency)
+        if args.lifetime is None
         else SasService(
-            root,
-            lifetime=float(lifetime),
-            refuse_after=None if refuse_after is None else float(refuse_after),
+            args.root,
+            lifetime=args.lifetime,
+            refuse_after=args.refuse_after,
+            latency=args.latency,
         )
     )
     print(owner.port, flush=True)
@@ -386,4 +423,4 @@ def _serve(root: str, lifetime: str | None, refuse_after: str | None) -> None:
 
 
 if __name__ == "__main__":
-    _serve(*(sys.argv[1:] + [None, None])[:3])  # type: ignore[arg-type]
+    _serve(sys.argv[1:])
