@@ -236,26 +236,37 @@ def gc_loader2_u16(plan: Plan) -> dict[str, Any]:
 # -- the HTTP server's counters -------------------------------------------------------------
 
 
+def server_log(plan: Plan, reset: bool) -> list[dict[str, Any]]:
+    """The requests geochips.localserver recorded (``/__log__``), optionally starting anew."""
+    url = plan["base_url"] + "/__log__" + ("?reset=1" if reset else "")
+    log: dict[str, Any] = json.loads(urllib.request.urlopen(url).read())
+    return list(log["requests"])
+
+
 def reset_server(plan: Plan) -> None:
     if plan.get("base_url"):
-        urllib.request.urlopen(plan["base_url"] + "/__reset").read()
+        server_log(plan, reset=True)
 
 
 def server_stats(plan: Plan) -> dict[str, Any] | None:
     """What the server sent since the last reset; header = bytes before the first tile."""
     if not plan.get("base_url"):
         return None
-    stats: dict[str, Any] = json.loads(urllib.request.urlopen(plan["base_url"] + "/__stats").read())
-    out = dict(stats["total"])
-    out["header_requests"] = out["data_requests"] = out["data_bytes"] = 0
-    for path, entry in stats["per_path"].items():
-        data_start = plan.get("data_start", {}).get(os.path.basename(path), 0)
-        for start, length in entry["spans"]:
-            if start < data_start:
-                out["header_requests"] += 1
-            else:
-                out["data_requests"] += 1
-                out["data_bytes"] += length
+    out = dict.fromkeys(("requests", "bytes", "not_found", "ranges"), 0)
+    out |= dict.fromkeys(("header_requests", "data_requests", "data_bytes"), 0)
+    for r in server_log(plan, reset=False):
+        out["requests"] += 1
+        out["bytes"] += r["sent"]
+        out["not_found"] += r["status"] == 404
+        if r["status"] == 404 or r["method"] != "GET":
+            continue
+        out["ranges"] += r["range"] is not None
+        start = int(r["range"].removeprefix("bytes=").split("-")[0] or 0) if r["range"] else 0
+        if start < plan.get("data_start", {}).get(os.path.basename(r["path"]), 0):
+            out["header_requests"] += 1
+        else:
+            out["data_requests"] += 1
+            out["data_bytes"] += r["sent"]
     return out
 
 

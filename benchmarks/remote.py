@@ -1,4 +1,4 @@
-"""Remote reads through a loopback HTTP server (benchmarks/httpserver.py), side by side.
+"""Remote reads through a loopback HTTP server (geochips.localserver), side by side.
 
 Measured: chips/s over ``/vsicurl/``; HTTP requests and bytes per chip against the
 compressed bytes of the tiles each chip covers (TileByteCounts, read through GDAL's
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,25 +20,16 @@ from typing import Any
 import data
 import rasterio
 
+from geochips.localserver import ServerProcess
+
 HERE = Path(__file__).resolve().parent
 
 
 @contextmanager
 def server(latency: float) -> Iterator[str]:
-    """Run httpserver.py over benchmarks/.data in its own process; yield its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "httpserver.py"), "--root", str(data.DATA_DIR)]
-        + ["--latency", str(latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().split()[1])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait()
+    """Serve benchmarks/.data from geochips.localserver in its own process; yield its URL."""
+    with ServerProcess(data.DATA_DIR, latency=latency) as running:
+        yield running.url
 
 
 def tile_layout(path: Path) -> tuple[int, dict[tuple[int, int], int]]:
@@ -173,7 +163,8 @@ def section(
         plan = {
             "base_url": url,
             "header_urls": {
-                key: {f"{key}{i}": f"{url}/alias/{key}{i}/{small}" for i in range(k)}
+                # one file under many URLs (GDAL caches per URL): a query string each
+                key: {f"{key}{i}": f"{url}/{small}?copy={key}{i}" for i in range(k)}
                 for key in ("sequential", "workers_8", "workers_32")
             },
         }
