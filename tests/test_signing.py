@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio._env import del_gdal_config
 from rasterio.windows import Window
 from torch.utils.data import DataLoader
@@ -262,6 +263,25 @@ def test_a_refused_signature_is_renewed_once_and_the_read_retried(tmp_path, pc_e
         assert np.array_equal(sample["image"][0].numpy(), local_pixels(None, sample["window"]))
         assert server.denied() >= 1
         assert server.token_calls() == first + 1
+
+
+def test_a_refused_read_straight_into_a_batch_is_retried_into_the_same_slot(tmp_path, pc_env):
+    # dtype="uint16": GDAL writes each chip into the batch tensor; a 403 halfway through a
+    # chip is retried with a fresh token into the same slot, with nothing stale left.
+    with ServerProcess(tmp_path, lifetime=600, refuse_after=1) as server:
+        pc_env(server)
+        item, _ = blob_catalog(tmp_path)
+        options = {"GDAL_HTTP_PROXY": server.proxy}
+        index = geochips.ChipIndex.build(item, assets=["vv"], size=128, gdal_options=options)
+        ds = geochips.ChipDataset(index, gdal_options=options, dtype="uint16", threads=2)
+        ds.__getitems__([0, 1])  # both threads open the file with the first token
+        time.sleep(1.2)
+        positions = list(range(len(ds)))[::-1]
+        images = geochips.collate(ds.__getitems__(positions))["image"]
+        assert images.dtype == torch.uint16 and server.denied() >= 1
+        for image, position in zip(images, positions, strict=True):
+            expected = local_pixels(None, ds.index.window(position))
+            assert np.array_equal(image[0].numpy(), expected)
 
 
 def test_a_signature_that_stays_refused_is_an_error_without_the_token(tmp_path, pc_env):
