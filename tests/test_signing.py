@@ -247,41 +247,46 @@ def test_planetary_computer_items_are_signed_lazily_and_stored_unsigned(
             assert secret not in text
 
 
-def test_a_refused_signature_is_renewed_once_and_the_read_retried(tmp_path, pc_env):
-    # Tokens say they last 10 minutes but are refused after 1 s (revoked, or skewed
-    # clocks): no renewal ahead of expiry helps, the blob store's 403 must drive it.
+@pytest.fixture
+def revoking(tmp_path, pc_env):
+    """The S1 item on a blob store whose tokens say 10 minutes but are refused after 1 s.
+
+    (Revoked, or skewed clocks): no renewal ahead of expiry helps, the blob store's 403
+    must drive it. Yields the server, the item path and the GDAL options reaching it.
+    """
     with ServerProcess(tmp_path, lifetime=600, refuse_after=1) as server:
         pc_env(server)
         item, _ = blob_catalog(tmp_path)
-        options = {"GDAL_HTTP_PROXY": server.proxy}
-        index = geochips.ChipIndex.build(item, assets=["vv"], size=256, gdal_options=options)
-        ds = geochips.ChipDataset(index, gdal_options=options, threads=1)
-        ds[0]  # opens the file with the first token
-        first = server.token_calls()
-        time.sleep(1.2)  # the open handle's next tiles get 403
-        sample = ds[len(ds) - 1]
-        assert np.array_equal(sample["image"][0].numpy(), local_pixels(None, sample["window"]))
-        assert server.denied() >= 1
-        assert server.token_calls() == first + 1
+        yield server, item, {"GDAL_HTTP_PROXY": server.proxy}
 
 
-def test_a_refused_read_straight_into_a_batch_is_retried_into_the_same_slot(tmp_path, pc_env):
+def test_a_refused_signature_is_renewed_once_and_the_read_retried(revoking):
+    server, item, options = revoking
+    index = geochips.ChipIndex.build(item, assets=["vv"], size=256, gdal_options=options)
+    ds = geochips.ChipDataset(index, gdal_options=options, threads=1)
+    ds[0]  # opens the file with the first token
+    first = server.token_calls()
+    time.sleep(1.2)  # the open handle's next tiles get 403
+    sample = ds[len(ds) - 1]
+    assert np.array_equal(sample["image"][0].numpy(), local_pixels(None, sample["window"]))
+    assert server.denied() >= 1
+    assert server.token_calls() == first + 1
+
+
+def test_a_refused_read_straight_into_a_batch_is_retried_into_the_same_slot(revoking):
     # dtype="uint16": GDAL writes each chip into the batch tensor; a 403 halfway through a
     # chip is retried with a fresh token into the same slot, with nothing stale left.
-    with ServerProcess(tmp_path, lifetime=600, refuse_after=1) as server:
-        pc_env(server)
-        item, _ = blob_catalog(tmp_path)
-        options = {"GDAL_HTTP_PROXY": server.proxy}
-        index = geochips.ChipIndex.build(item, assets=["vv"], size=128, gdal_options=options)
-        ds = geochips.ChipDataset(index, gdal_options=options, dtype="uint16", threads=2)
-        ds.__getitems__([0, 1])  # both threads open the file with the first token
-        time.sleep(1.2)
-        positions = list(range(len(ds)))[::-1]
-        images = geochips.collate(ds.__getitems__(positions))["image"]
-        assert images.dtype == torch.uint16 and server.denied() >= 1
-        for image, position in zip(images, positions, strict=True):
-            expected = local_pixels(None, ds.index.window(position))
-            assert np.array_equal(image[0].numpy(), expected)
+    server, item, options = revoking
+    index = geochips.ChipIndex.build(item, assets=["vv"], size=128, gdal_options=options)
+    ds = geochips.ChipDataset(index, gdal_options=options, dtype="uint16", threads=2)
+    ds.__getitems__([0, 1])  # both threads open the file with the first token
+    time.sleep(1.2)
+    positions = list(range(len(ds)))[::-1]
+    images = geochips.collate(ds.__getitems__(positions))["image"]
+    assert images.dtype == torch.uint16 and server.denied() >= 1
+    for image, position in zip(images, positions, strict=True):
+        expected = local_pixels(None, ds.index.window(position))
+        assert np.array_equal(image[0].numpy(), expected)
 
 
 def test_a_signature_that_stays_refused_is_an_error_without_the_token(tmp_path, pc_env):
