@@ -6,8 +6,10 @@ Every step adds one thing a batch needs to the raw read, so each row's drop from
 above is that thing's cost. All steps read the same shuffled 512/512 windows of one
 Sentinel-1-like scene of the recorded run (``data.py``; its 171 MB of decoded tiles
 overflow the 128 MB block cache, so every read decodes), interleaved and repeated (best
-run kept), in one process; the last two rows run in a forked child, as a DataLoader worker
-does, with the batch tensors in shared memory or in plain memory.
+run kept), in one process. The last rows read in one worker process, as a DataLoader
+worker does: a forked child with its batch tensors in plain memory or in fresh shared
+memory for every batch (what a worker paid before geochips.slots), then a real DataLoader
+worker, whose batch slots the main process frees and the worker reuses.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import rasterio
 import torch
 from rasterio.windows import Window
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -128,8 +131,8 @@ def best_rates(todo: dict[str, Callable[[], None]], chips: int, repeat: int) -> 
 
 
 def in_worker(index: geochips.ChipIndex, shared: bool, repeat: int, queue: Any) -> None:
-    """Batches of one thread in a forked child, as in a DataLoader worker."""
-    if shared:  # geochips stacks batches in shared memory inside DataLoader workers
+    """Batches of one thread in a forked child, in plain or in fresh shared memory."""
+    if shared:  # as inside a DataLoader worker; no main process frees a slot: fresh memory
         import torch.utils.data._utils.worker as worker
 
         worker._worker_info = object()  # type: ignore[assignment]
@@ -137,7 +140,7 @@ def in_worker(index: geochips.ChipIndex, shared: bool, repeat: int, queue: Any) 
 
     def run() -> None:
         for s in range(0, len(ds), BATCH):
-            ds.__getitems__(list(range(s, min(s + BATCH, len(ds)))))
+            geochips.collate(ds.__getitems__(list(range(s, min(s + BATCH, len(ds))))))
 
     run()
     queue.put(best_rates({"run": run}, len(ds), repeat)["run"])
@@ -146,12 +149,24 @@ def in_worker(index: geochips.ChipIndex, shared: bool, repeat: int, queue: Any) 
 def worker_rates(index: geochips.ChipIndex, repeat: int) -> dict[str, float]:
     context = multiprocessing.get_context("fork")
     rates = {}
-    for shared, name in ((False, "plain memory"), (True, "shared memory")):
+    for shared, name in ((False, "plain memory"), (True, "fresh shared memory")):
         queue = context.Queue()
         child = context.Process(target=in_worker, args=(index, shared, repeat, queue))
         child.start()
         rates[f'1 thread in a forked child, `dtype="uint16"`, batches in {name}'] = queue.get()
         child.join()
+    ds = geochips.ChipDataset(index, dtype="uint16")
+    loader = DataLoader(
+        ds, batch_size=BATCH, num_workers=1, persistent_workers=True, collate_fn=geochips.collate
+    )
+
+    def epoch() -> None:
+        for _ in loader:
+            pass
+
+    epoch()  # starts the worker
+    name = 'DataLoader, 1 worker, `dtype="uint16"`, batch slots reused (geochips.slots)'
+    rates[name] = best_rates({"run": epoch}, len(ds), repeat)["run"]
     return rates
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
+from geochips import slots
 from geochips.errors import CollateError
 
 STACKED = ("image", "valid", "mask")
@@ -45,6 +46,19 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
             batch[key] = _stack(key, values, samples)
         else:
             batch[key] = values
+    return _in_slot(batch)
+
+
+def _in_slot(batch: dict[str, Any]) -> dict[str, Any]:
+    """In a DataLoader worker, a batch read into a reused slot, marked to return it."""
+    pool = slots.pool()
+    if pool is None:
+        return batch
+    for key in STACKED:
+        value = batch.get(key)
+        slot = pool.find(value) if isinstance(value, torch.Tensor) else None
+        if slot is not None:
+            return slots.SlotBatch(batch, slot)
     return batch
 
 

@@ -35,7 +35,7 @@ import torch
 from affine import Affine
 from torch.utils.data import Dataset, get_worker_info
 
-from geochips import hrefs
+from geochips import hrefs, slots
 from geochips.errors import DtypeConversionError, InvalidParameterError
 from geochips.index import ChipIndex
 from geochips.reader import Reader
@@ -252,8 +252,9 @@ class ChipDataset(Dataset[Sample]):
         scene_pos, window = self.index.locate(first)
         shape = (len(positions), self._band_count(scene_pos), window.height, window.width)
         dtype = _TORCH[self._out_dtypes[scene_pos].name]
-        images = _empty(shape, dtype)
-        valids = _empty((shape[0], 1, *shape[2:]), torch.bool) if self.with_valid else None
+        if not self.with_valid:
+            return slots.empty([(shape, dtype)])[0], None
+        images, valids = slots.empty([(shape, dtype), ((shape[0], 1, *shape[2:]), torch.bool)])
         return images, valids
 
     def _read_into(self, job: tuple[int, torch.Tensor, torch.Tensor | None]) -> Sample:
@@ -340,15 +341,6 @@ _TORCH = {
     "complex64": torch.complex64,
     "complex128": torch.complex128,
 }
-
-
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised tensor, in shared memory inside a DataLoader worker (sent as is)."""
-    if get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype)
-    numel = int(np.prod(shape))
-    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)  # type: ignore[no-untyped-call]
-    return torch.empty(0, dtype=dtype).new(storage).resize_(shape)
 
 
 def _check_bands(bands: Sequence[int] | None, scenes: Sequence[Scene]) -> list[int] | None:

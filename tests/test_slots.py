@@ -1,0 +1,197 @@
+"""Batch slots that DataLoader workers reuse: never rewritten while the main process holds
+any tensor of the batch in them."""
+
+import copy
+import gc
+import pickle
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from geochips import ChipDataset, ChipIndex, collate, slots
+from geochips.testing import position_values
+
+NODATA = 7919 + 40  # band 1 of position_values at pixel (0, 40): some chips have nodata
+
+
+@pytest.fixture
+def dataset(make_scene):
+    paths = [make_scene(height=96, width=96, count=1, blocksize=32, nodata=NODATA)]
+    return ChipDataset(ChipIndex.build(paths, size=32, stride=8))
+
+
+def expected(dataset, chip_id):
+    window = dataset.index.window(dataset.index.position(chip_id))
+    image = position_values(1, 96, 96, "uint16").astype("int32")[(slice(None), *window.slices())]
+    return image, image != NODATA
+
+
+def check(dataset, chip_ids, images, valids):
+    for chip_id, image, valid in zip(chip_ids, images, valids, strict=True):
+        want_image, want_valid = expected(dataset, chip_id)
+        np.testing.assert_array_equal(np.asarray(image), want_image)
+        np.testing.assert_array_equal(np.asarray(valid), want_valid)
+
+
+def loader(dataset, **kwargs):
+    kwargs.setdefault("collate_fn", collate)
+    return DataLoader(
+        dataset, batch_size=3, shuffle=True, num_workers=2, persistent_workers=True, **kwargs
+    )
+
+
+def epochs(loader, count=3):
+    """The batches of ``count`` epochs of one loader (its workers persist): 81 batches."""
+    for _ in range(count):
+        yield from loader
+
+
+def mapped_file(tensor):
+    """The inode of the shared-memory file ``tensor``'s memory is mapped from (Linux)."""
+    address = tensor.data_ptr()
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        span, _, _, _, inode, *_ = line.split()
+        start, end = (int(a, 16) for a in span.split("-"))
+        if start <= address < end:
+            return int(inode)
+    raise AssertionError(f"address {address:#x} is not mapped")
+
+
+# -- one process: the lease and the header byte -------------------------------------------
+
+
+def slot_batch():
+    specs = [((2, 1, 4, 4), torch.int32), ((2, 1, 4, 4), torch.bool)]
+    slot = slots.Slot(slots.size(specs))
+    image, valid = slot.tensors(specs)
+    image.copy_(torch.arange(32, dtype=torch.int32).reshape(2, 1, 4, 4))
+    valid.fill_(True)
+    return slot, slots.SlotBatch({"image": image, "valid": valid, "chip_id": ["a", "b"]}, slot)
+
+
+def received(batch):
+    """The batch as the main process gets it from a worker (torch's pickler, fd passing)."""
+    return pickle.loads(ForkingPickler.dumps(batch))
+
+
+def test_a_slot_is_free_once_every_tensor_and_array_of_its_batch_is_gone():
+    slot, batch = slot_batch()
+    got = received(batch)
+    del batch
+    assert type(got) is dict and got["chip_id"] == ["a", "b"]
+    assert got["image"].dtype == torch.int32 and got["valid"].dtype == torch.bool
+    np.testing.assert_array_equal(got["image"].numpy().ravel(), np.arange(32))
+    view, array = got["image"][1, :, 2:], got["valid"].numpy()
+    del got
+    gc.collect()
+    assert not slot.reusable()  # a view of the image is alive
+    del view
+    gc.collect()
+    assert not slot.reusable()  # a NumPy array of the mask is alive
+    del array
+    gc.collect()
+    assert slot.reusable()
+
+
+def test_a_copy_does_not_hold_the_slot():
+    slot, batch = slot_batch()
+    got = received(batch)
+    del batch
+    kept = got["image"].clone(), got["valid"].numpy().copy()
+    del got
+    gc.collect()
+    assert slot.reusable()
+    np.testing.assert_array_equal(kept[0].numpy().ravel(), np.arange(32))
+
+
+def test_a_tensor_the_worker_still_holds_keeps_the_slot():
+    slot, batch = slot_batch()
+    image = batch["image"]
+    del batch
+    slot.storage[0] = slots.FREE  # as if the main process were done with it
+    assert not slot.reusable()
+    del image
+    assert slot.reusable()
+
+
+def test_a_batch_changed_after_collate_is_sent_as_tensors_and_keeps_its_slot():
+    slot, batch = slot_batch()
+    batch["crop"] = batch["image"][:, :, :2]  # a view of the slot the lease would not cover
+    got = received(batch)
+    del batch
+    assert not isinstance(got, slots.SlotBatch)
+    np.testing.assert_array_equal(got["crop"].numpy(), got["image"][:, :, :2].numpy())
+    del got
+    gc.collect()
+    assert not slot.reusable()  # never freed: the worker forgets it after MAX_SLOTS batches
+
+
+def test_copies_in_the_worker_take_no_lease():
+    slot, batch = slot_batch()
+    shallow, deep = copy.copy(batch), copy.deepcopy(batch)
+    assert type(shallow) is dict and shallow["image"] is batch["image"]
+    assert deep["image"].data_ptr() != batch["image"].data_ptr()
+    del shallow, deep, batch
+    gc.collect()
+    assert not slot.reusable()  # only the main process frees a slot
+
+
+def test_the_pool_reuses_free_slots_and_forgets_the_oldest():
+    pool = slots.Pool()
+    specs = [((3, 8), torch.uint16)]
+    first = pool.tensors(specs)[0]
+    slot = pool.find(first)
+    del first
+    slot.storage[0] = slots.FREE
+    assert pool.find(pool.tensors(specs)[0]) is slot  # reused
+    held = [pool.tensors(specs)[0] for _ in range(slots.MAX_SLOTS)]  # all busy
+    assert len(pool.slots) == slots.MAX_SLOTS and slot not in pool.slots
+    assert len({t.data_ptr() for t in held}) == slots.MAX_SLOTS
+
+
+# -- real DataLoader workers ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_held_batches_keep_their_values_while_workers_read_on(dataset, context):
+    held = list(epochs(loader(dataset, multiprocessing_context=context)))
+    assert len(held) > 4 * slots.MAX_SLOTS
+    for batch in held:
+        check(dataset, batch["chip_id"], batch["image"], batch["valid"])
+
+
+@pytest.mark.slow
+def test_views_and_arrays_outlive_their_batches(dataset):
+    ids, images, valids = [], [], []
+    for batch in epochs(loader(dataset)):
+        ids.append(batch["chip_id"][1])
+        images.append(batch["image"][1])  # a view: holds the slot
+        valids.append(batch["valid"].numpy()[1])
+    check(dataset, ids, images, valids)
+
+
+@pytest.mark.slow
+def test_workers_reuse_slots_once_batches_are_dropped(dataset):
+    files, batches = set(), 0
+    for batch in epochs(loader(dataset)):
+        check(dataset, batch["chip_id"], batch["image"], batch["valid"])
+        files.add(mapped_file(batch["image"]))
+        batches += 1
+    assert batches > 4 * slots.MAX_SLOTS
+    assert len(files) <= 2 * slots.MAX_SLOTS  # without reuse: a new file for every batch
+
+
+def rebuilt(samples):
+    return {**collate(samples)}  # the batch's tensors reach the main process as tensors
+
+
+@pytest.mark.slow
+def test_a_collate_fn_that_builds_its_own_dict_gets_batches_that_stay_intact(dataset):
+    held = list(epochs(loader(dataset, collate_fn=rebuilt)))
+    for batch in held:
+        check(dataset, batch["chip_id"], batch["image"], batch["valid"])
