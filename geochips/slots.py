@@ -115,9 +115,11 @@ def pool() -> Pool | None:
 
 def empty(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
     """Uninitialised tensors for one batch: in a reused slot inside a DataLoader worker."""
-    slots = pool()
-    if slots is None:
+    if get_worker_info() is None:
         return [torch.empty(shape, dtype=dtype) for shape, dtype in specs]
+    slots = pool()
+    if slots is None:  # a torch without the use count: fresh shared memory for each batch
+        return Slot(size(specs)).tensors(specs)
     return slots.tensors(specs)
 
 

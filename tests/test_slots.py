@@ -186,6 +186,17 @@ def test_workers_reuse_slots_once_batches_are_dropped(dataset):
     assert len(files) <= 2 * slots.MAX_SLOTS  # without reuse: a new file for every batch
 
 
+@pytest.mark.slow
+def test_without_a_use_count_workers_send_fresh_memory(dataset, monkeypatch):
+    monkeypatch.setattr(slots, "_use_count", None)  # inherited by the forked workers
+    files = set()
+    for batch in epochs(loader(dataset, multiprocessing_context="fork"), count=1):
+        check(dataset, batch["chip_id"], batch["image"], batch["valid"])
+        files.add(mapped_file(batch["image"]))
+    # A file for each batch: nothing is reused (tmpfs numbers its inodes in sequence).
+    assert len(files) == 27
+
+
 def rebuilt(samples):
     return {**collate(samples)}  # the batch's tensors reach the main process as tensors
 
