@@ -36,6 +36,10 @@ MAX_SLOTS = 6
 """Slots a worker keeps: the batches in flight (``prefetch_factor``, 2 by default), the one
 the main process uses, the one being read, and spare."""
 
+SPARE = 1
+"""Free slots a worker keeps besides the one it reuses; more are released to the OS (a
+burst of batches held at once does not pin that memory for the worker's life)."""
+
 HEADER = 64  # bytes before the first tensor: byte 0 is the slot's state
 BUSY, FREE = 1, 0
 ALIGN = 64
@@ -79,7 +83,10 @@ class Pool:
     def tensors(self, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
         """Return uninitialised tensors for one batch, in a reused slot when one is free."""
         nbytes = size(specs)
-        slot = next((s for s in self.slots if s.nbytes == nbytes and s.reusable()), None)
+        free = [s for s in self.slots if s.reusable()]
+        slot = next((s for s in free if s.nbytes == nbytes), None)
+        for spare in [s for s in free if s is not slot][:-SPARE]:  # the oldest go
+            self.slots.remove(spare)
         if slot is None:
             slot = Slot(nbytes)
             self.slots.append(slot)

@@ -153,6 +153,18 @@ def test_the_pool_reuses_free_slots_and_forgets_the_oldest():
     assert len({t.data_ptr() for t in held}) == slots.MAX_SLOTS
 
 
+def test_the_pool_keeps_one_spare_free_slot():
+    pool = slots.Pool()
+    specs = [((3, 8), torch.uint16)]
+    burst = [pool.tensors(specs)[0] for _ in range(4)]  # four batches held at once
+    assert len(pool.slots) == 4
+    for tensor in burst:
+        pool.find(tensor).storage[0] = slots.FREE
+    del burst, tensor
+    pool.tensors(specs)  # reuses one, keeps one spare, releases the other two
+    assert len(pool.slots) == 1 + slots.SPARE
+
+
 # -- real DataLoader workers ----------------------------------------------------------------
 
 
