@@ -108,6 +108,19 @@ def test_a_copy_does_not_hold_the_slot():
     np.testing.assert_array_equal(kept[0].numpy().ravel(), np.arange(32))
 
 
+def test_a_batch_moved_on_to_shared_memory_keeps_its_values_and_frees_the_slot():
+    slot, batch = slot_batch()
+    got = received(batch)
+    del batch
+    image = got["image"]
+    image.share_memory_()  # as when the main process sends the batch on to another process
+    del got
+    gc.collect()
+    assert slot.reusable()
+    slot.tensors([((2, 1, 4, 4), torch.int32)])[0].fill_(-1)  # the worker reuses the slot
+    np.testing.assert_array_equal(image.numpy().ravel(), np.arange(32))
+
+
 def test_a_tensor_the_worker_still_holds_keeps_the_slot():
     slot, batch = slot_batch()
     image = batch["image"]
