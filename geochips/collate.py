@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -39,11 +39,19 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 f"{samples[0].get('chip_id')!r} but {sorted(sample)} for chip "
                 f"{sample.get('chip_id')!r}"
             )
+    stacked = [k for k in keys if k in STACKED and isinstance(samples[0][k], torch.Tensor)]
+    for key in stacked:
+        _check(key, [s[key] for s in samples], samples)
+    # ChipDataset.__getitems__ reads a batch into one tensor, row by row: returned as is.
+    ready = {k: base for k in stacked if (base := _batch_of([s[k] for s in samples])) is not None}
+    outs = _outputs([[s[k] for s in samples] for k in stacked if k not in ready])
     batch: dict[str, Any] = {}
     for key in keys:
         values = [s[key] for s in samples]
-        if key in STACKED and isinstance(values[0], torch.Tensor):
-            batch[key] = _stack(key, values, samples)
+        if key in ready:
+            batch[key] = ready[key]
+        elif key in stacked:
+            batch[key] = torch.stack(values, out=next(outs))
         else:
             batch[key] = values
     return _in_slot(batch)
@@ -62,9 +70,7 @@ def _in_slot(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
-def _stack(
-    key: str, tensors: list[torch.Tensor], samples: Sequence[dict[str, Any]]
-) -> torch.Tensor:
+def _check(key: str, tensors: list[torch.Tensor], samples: Sequence[dict[str, Any]]) -> None:
     first = tensors[0]
     odd = [
         (s.get("chip_id"), tuple(t.shape), t.dtype)
@@ -79,21 +85,28 @@ def _stack(
             f"{tuple(first.shape)} {first.dtype}, but {listing}{more} differ. Choose bands= "
             "and dtype= so every scene gives the same shape, or batch scenes separately"
         )
-    base = first._base
+
+
+def _batch_of(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """The tensor whose rows ``tensors`` are, in order, if there is one."""
+    base = tensors[0]._base
     if (
         base is not None
         and base.shape[0] == len(tensors)
         and all(t._base is base for t in tensors)
         and all(t.data_ptr() == base[k].data_ptr() for k, t in enumerate(tensors))
     ):
-        # ChipDataset.__getitems__ read the batch into one tensor, in this order: no copy.
         return base
-    out = None
-    if get_worker_info() is not None:
-        # In a DataLoader worker, stack straight into shared memory, as default_collate
-        # does: the batch then reaches the main process without one more copy.
-        storage = first._typed_storage()._new_shared(  # type: ignore[no-untyped-call]
-            sum(t.numel() for t in tensors), device=first.device
-        )
-        out = first.new(storage).resize_(len(tensors), *first.shape)
-    return torch.stack(tensors, out=out)
+    return None
+
+
+def _outputs(groups: list[list[torch.Tensor]]) -> Iterator[torch.Tensor | None]:
+    """Where to stack each group: in a DataLoader worker, one reused slot for them all.
+
+    Samples a ``transform`` changed are read one by one and stacked here; in a worker the
+    batch then reaches the main process through a slot, with no more copy (``slots``).
+    """
+    if get_worker_info() is None or not all(g[0].device.type == "cpu" for g in groups):
+        return iter([None] * len(groups))
+    specs = [((len(g), *g[0].shape), g[0].dtype) for g in groups]
+    return iter(slots.empty(specs)) if specs else iter([])

@@ -1,6 +1,7 @@
 """Batch slots that DataLoader workers reuse: never rewritten while the main process holds
 any tensor of the batch in them."""
 
+import collections
 import copy
 import gc
 import pickle
@@ -209,6 +210,24 @@ def test_workers_reuse_slots_once_batches_are_dropped(dataset):
         batches += 1
     assert batches > 4 * slots.MAX_SLOTS
     assert len(files) <= 2 * slots.MAX_SLOTS  # without reuse: a new file for every batch
+
+
+def halved(sample):
+    return {**sample, "image": sample["image"].float() / 2}
+
+
+@pytest.mark.slow
+def test_transformed_samples_are_stacked_into_reused_slots(dataset):
+    dataset.transform = halved  # samples are read one by one, then stacked by collate
+    held, files = collections.deque(maxlen=3), set()
+    for batch in epochs(loader(dataset)):
+        assert batch["image"].dtype == torch.float32
+        files.add(mapped_file(batch["image"]))
+        held.append(batch)
+        for kept in held:  # the last three batches, while workers read on
+            images = [np.asarray(image) * 2 for image in kept["image"]]
+            check(dataset, kept["chip_id"], images, kept["valid"])
+    assert len(files) <= 2 * slots.MAX_SLOTS
 
 
 @pytest.mark.slow
