@@ -26,6 +26,7 @@ from geochips.errors import (
     SceneHeaderError,
     SceneReadError,
     SmallSceneWarning,
+    TileAlignmentWarning,
 )
 from geochips.filters import estimate_valid, filter_aoi
 from geochips.index import Chip, ChipIndex
@@ -62,6 +63,7 @@ __all__ = [
     "SmallSceneWarning",
     "SplitReport",
     "Splits",
+    "TileAlignmentWarning",
     "check_leakage",
     "collate",
     "estimate_valid",

@@ -6,6 +6,9 @@ grid over 512x512 tiles touches 3.8 tiles a chip where a 512/512 grid touches on
 reads at a third of the speed (``benchmarks/RESULTS.md``). A grid is *tile-aligned* when
 ``size`` and ``stride`` are whole multiples of the tile shape, or divide it.
 
+:meth:`ChipIndex.build <geochips.index.ChipIndex.build>` warns
+(:class:`~geochips.errors.TileAlignmentWarning`) when its grid is not aligned.
+
 **Usage**::
 
     report = check_alignment(index)       # the tiles each chip touches, and a better grid
@@ -16,12 +19,13 @@ reads at a third of the speed (``benchmarks/RESULTS.md``). A grid is *tile-align
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-from geochips.errors import InvalidParameterError
+from geochips.errors import InvalidParameterError, TileAlignmentWarning
 from geochips.index import ChipIndex
 from geochips.windows import Pair
 
@@ -123,3 +127,30 @@ def check_alignment(index: ChipIndex) -> AlignmentReport:
         stride=stride,
         aligned=(size, stride) == (index.size, index.stride),
     )
+
+
+def warn_if_unaligned(index: ChipIndex, stacklevel: int = 2) -> None:
+    """Warn (:class:`~geochips.errors.TileAlignmentWarning`) if chips straddle tiles.
+
+    Looks at the grid's size and stride against each tile shape of the index's tiled
+    scenes, not at every chip, so it costs nothing on a million chips. Striped scenes are
+    left out: no grid aligns to strips.
+    """
+    if index.size is None or index.stride is None:
+        return
+    tiled = [s for s in index.scenes if s.block_shape[0] > 1 and s.block_shape[1] < s.width]
+    for block in sorted({s.block_shape for s in tiled}):
+        size, stride = aligned_grid(index.size, index.stride, block)
+        if (size, stride) == (index.size, index.stride):
+            continue
+        scenes = [s for s in tiled if s.block_shape == block]
+        warnings.warn(
+            f"chips of size={index.size}, stride={index.stride} straddle the "
+            f"{block[0]}x{block[1]} tiles of {len(scenes)} scene(s) (e.g. "
+            f"{scenes[0].name}): each chip decodes, and over HTTP downloads, every tile "
+            f"it touches. size={size}, stride={stride} is aligned; "
+            "geochips.blocks.check_alignment(index) counts the tiles per chip",
+            TileAlignmentWarning,
+            stacklevel=stacklevel,
+        )
+        return

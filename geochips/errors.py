@@ -16,7 +16,8 @@ keeps working::
     └── IndexFileError (ValueError)             a saved index is malformed
 
     GeochipsWarning (UserWarning)
-    └── SmallSceneWarning                       a scene yields no chip under the edge policy
+    ├── SmallSceneWarning                       a scene yields no chip under the edge policy
+    └── TileAlignmentWarning                    chips straddle the tiles of their COGs
 
 Messages name the scene by its href with any query string removed (signed URLs carry
 their token there), the window when there is one, and what to do about it.
@@ -80,3 +81,7 @@ class GeochipsWarning(UserWarning):
 
 class SmallSceneWarning(GeochipsWarning):
     """A scene is smaller than one chip and yields no chip under the edge policy."""
+
+
+class TileAlignmentWarning(GeochipsWarning):
+    """The chip grid is not aligned to the scenes' internal tiles: chips decode extra tiles."""

@@ -173,7 +173,11 @@ class ChipIndex:
             resampling=resampling,
             gdal_options=gdal_options,
         )
-        return cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
+        index = cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
+        from geochips.blocks import warn_if_unaligned  # blocks builds on this module
+
+        warn_if_unaligned(index, stacklevel=3)
+        return index
 
     @classmethod
     def from_scenes(

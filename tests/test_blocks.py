@@ -1,9 +1,10 @@
 import itertools
+import warnings
 
 import numpy as np
 import pytest
 
-from geochips import ChipIndex
+from geochips import ChipIndex, TileAlignmentWarning
 from geochips.blocks import aligned_grid, check_alignment, tiles_per_chip
 from geochips.errors import InvalidParameterError
 
@@ -47,6 +48,20 @@ def test_check_alignment_reports_and_suggests(make_scene):
     aligned = check_alignment(ChipIndex.build([path], size=report.size, stride=report.stride))
     assert aligned.aligned and aligned.tiles_per_chip == 1.0
     assert str(aligned) == "the grid is aligned to the 32x32 tiles: 1.00 tiles per chip"
+
+
+def test_building_a_grid_that_straddles_tiles_warns_with_the_aligned_grid(make_scene):
+    tiled = make_scene(height=96, width=96, blocksize=32)
+    with pytest.warns(TileAlignmentWarning, match=r"size=\(32, 32\), stride=\(32, 32\) is aligned"):
+        ChipIndex.build([tiled], size=30)
+    with pytest.warns(TileAlignmentWarning, match="32x32 tiles of 1 scene"):
+        ChipIndex.build([tiled], size=64, stride=48)  # overlap is fine, off-tile steps are not
+    striped = make_scene(height=96, width=96, layout="striped")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as the grid fits the tiles, and no grid fits strips
+        for size, stride in ((32, 32), (64, 32), (16, 16), (96, 96)):
+            ChipIndex.build([tiled], size=size, stride=stride)
+        ChipIndex.build([striped], size=30)
 
 
 def test_an_index_without_a_grid_is_refused(make_scene):
