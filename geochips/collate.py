@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -39,21 +39,22 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 f"{samples[0].get('chip_id')!r} but {sorted(sample)} for chip "
                 f"{sample.get('chip_id')!r}"
             )
-    stacked = [k for k in keys if k in STACKED and isinstance(samples[0][k], torch.Tensor)]
+    columns = {key: [s[key] for s in samples] for key in keys}
+    stacked = [k for k in keys if k in STACKED and isinstance(columns[k][0], torch.Tensor)]
     for key in stacked:
-        _check(key, [s[key] for s in samples], samples)
+        _check(key, columns[key], samples)
     # ChipDataset.__getitems__ reads a batch into one tensor, row by row: returned as is.
-    ready = {k: base for k in stacked if (base := _batch_of([s[k] for s in samples])) is not None}
-    outs = _outputs([[s[k] for s in samples] for k in stacked if k not in ready])
+    ready = {k: base for k in stacked if (base := _batch_of(columns[k])) is not None}
+    todo = [k for k in stacked if k not in ready]
+    outs = dict(zip(todo, _outputs([columns[k] for k in todo]), strict=True))
     batch: dict[str, Any] = {}
     for key in keys:
-        values = [s[key] for s in samples]
         if key in ready:
             batch[key] = ready[key]
-        elif key in stacked:
-            batch[key] = torch.stack(values, out=next(outs))
+        elif key in outs:
+            batch[key] = torch.stack(columns[key], out=outs[key])
         else:
-            batch[key] = values
+            batch[key] = columns[key]
     return _in_slot(batch)
 
 
@@ -100,13 +101,12 @@ def _batch_of(tensors: list[torch.Tensor]) -> torch.Tensor | None:
     return None
 
 
-def _outputs(groups: list[list[torch.Tensor]]) -> Iterator[torch.Tensor | None]:
+def _outputs(groups: list[list[torch.Tensor]]) -> list[torch.Tensor | None]:
     """Where to stack each group: in a DataLoader worker, one reused slot for them all.
 
     Samples a ``transform`` changed are read one by one and stacked here; in a worker the
     batch then reaches the main process through a slot, with no more copy (``slots``).
     """
-    if get_worker_info() is None or not all(g[0].device.type == "cpu" for g in groups):
-        return iter([None] * len(groups))
-    specs = [((len(g), *g[0].shape), g[0].dtype) for g in groups]
-    return iter(slots.empty(specs)) if specs else iter([])
+    if not groups or get_worker_info() is None or any(g[0].device.type != "cpu" for g in groups):
+        return [None] * len(groups)
+    return list(slots.empty([((len(g), *g[0].shape), g[0].dtype) for g in groups]))

@@ -30,11 +30,14 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
 from torch.utils.data import get_worker_info
+
+Spec: TypeAlias = tuple[tuple[int, ...], torch.dtype]
+"""A tensor of a batch: its shape and dtype."""
 
 MAX_SLOTS = 6
 """Slots a worker keeps: the batches in flight (``prefetch_factor``, 2 by default), the one
@@ -65,7 +68,7 @@ class Slot:
         owners = _use_count(self.storage._cdata)  # type: ignore[misc]
         return bool(self.storage[0] == FREE and owners == 1)  # the one owner: this slot
 
-    def tensors(self, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+    def tensors(self, specs: Sequence[Spec]) -> list[torch.Tensor]:
         """Views of the slot with the given shapes and dtypes; the slot becomes busy."""
         self.storage[0] = BUSY
         # Tensors of their own (no ``_base``), as torch.empty gives: collate checks that
@@ -84,7 +87,7 @@ class Pool:
     def __init__(self) -> None:
         self.slots: list[Slot] = []
 
-    def tensors(self, specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+    def tensors(self, specs: Sequence[Spec]) -> list[torch.Tensor]:
         """Return uninitialised tensors for one batch, in a reused slot when one is free."""
         nbytes = size(specs)
         free = [s for s in self.slots if s.reusable()]
@@ -124,7 +127,7 @@ def pool() -> Pool | None:
     return _pool
 
 
-def empty(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[torch.Tensor]:
+def empty(specs: Sequence[Spec]) -> list[torch.Tensor]:
     """Uninitialised tensors for one batch: in a reused slot inside a DataLoader worker."""
     if get_worker_info() is None:
         return [torch.empty(shape, dtype=dtype) for shape, dtype in specs]
@@ -202,7 +205,7 @@ def _free(storage: torch.UntypedStorage) -> None:
     storage[0] = FREE
 
 
-def size(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> int:
+def size(specs: Sequence[Spec]) -> int:
     """Bytes of a slot holding tensors of these shapes and dtypes (header included)."""
     return _offsets(specs)[-1] + _nbytes(specs[-1])
 
@@ -219,12 +222,12 @@ def _itemsize(dtype: torch.dtype) -> int:
     return torch.empty(0, dtype=dtype).element_size()
 
 
-def _nbytes(spec: tuple[tuple[int, ...], torch.dtype]) -> int:
+def _nbytes(spec: Spec) -> int:
     shape, dtype = spec
     return int(np.prod(shape)) * _itemsize(dtype)
 
 
-def _offsets(specs: Sequence[tuple[tuple[int, ...], torch.dtype]]) -> list[int]:
+def _offsets(specs: Sequence[Spec]) -> list[int]:
     offsets, at = [], HEADER
     for spec in specs:
         offsets.append(at)
