@@ -175,7 +175,7 @@ class _Lease:
     """The main process's hold on a slot: every tensor of the batch keeps it alive."""
 
     def __init__(self, storage: torch.UntypedStorage) -> None:
-        self._storage = storage
+        self._storage = storage  # keeps the mapping alive: the arrays hold only its address
         self.__array_interface__ = {
             "shape": (storage.nbytes(),),
             "typestr": "|u1",
