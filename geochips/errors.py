@@ -7,11 +7,13 @@ keeps working::
     GeochipsError
     ├── InvalidParameterError (ValueError)     size, stride, overlap, edge, bands, ...
     ├── SceneReadError (OSError)                a scene could not be opened or read
-    │   └── SceneHeaderError                    headers of one or more scenes were unusable
+    │   ├── SceneHeaderError                    headers of one or more scenes were unusable
+    │   └── SceneChangedError                   a file no longer matches its indexed header
     ├── IncompatibleScenesError (ValueError)    assets of one scene are not co-registered
     ├── DtypeConversionError (TypeError)        a requested cast could wrap or truncate
     ├── ChipNotFoundError (KeyError)            no chip has this id
     ├── CollateError (ValueError)               samples of a batch cannot be stacked
+    ├── TransformError (RuntimeError)           a sample transform raised on a chip
     ├── LeakageError (ValueError)               chips of different splits share ground
     └── IndexFileError (ValueError)             a saved index is malformed
 
@@ -42,6 +44,10 @@ class SceneHeaderError(SceneReadError):
     """The headers of one or more scenes could not be read or are unusable."""
 
 
+class SceneChangedError(SceneReadError):
+    """A file differs from the header the index holds (replaced or rewritten since)."""
+
+
 class IncompatibleScenesError(GeochipsError, ValueError):
     """Assets stacked into one scene disagree on their grid."""
 
@@ -60,6 +66,10 @@ class ChipNotFoundError(GeochipsError, KeyError):
 
 class CollateError(GeochipsError, ValueError):
     """Samples of one batch cannot be stacked into a tensor."""
+
+
+class TransformError(GeochipsError, RuntimeError):
+    """A :class:`~geochips.ChipDataset` ``transform`` raised on a chip (see ``__cause__``)."""
 
 
 class LeakageError(GeochipsError, ValueError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
@@ -29,8 +30,8 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geochips import hrefs
-from geochips.errors import InvalidParameterError, SceneReadError
+from geochips import gdallog, hrefs, settings
+from geochips.errors import InvalidParameterError, SceneChangedError, SceneReadError
 from geochips.scenes import Scene
 from geochips.settings import cache_bytes, merge_options, open_env
 from geochips.signing import Signer, resolve_signer
@@ -139,19 +140,28 @@ class Reader:
         max_open: int = 8,
         gdal_options: Mapping[str, Any] | None = None,
         signer: Signer | None = None,
+        retries: int = settings.READ_RETRIES,
     ) -> None:
         if isinstance(max_open, bool) or not isinstance(max_open, int) or max_open < 1:
             raise InvalidParameterError(f"max_open must be an int >= 1, got max_open={max_open!r}")
         self.max_open = max_open
         self.gdal_options = merge_options(gdal_options)
         self.signer = resolve_signer(signer)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidParameterError(f"retries must be an int >= 0, got retries={retries!r}")
+        self.retries = retries
         self._pid: int | None = None
         self._local = threading.local()
         self._caches: list[HandleCache] = []
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"max_open": self.max_open, "gdal_options": self.gdal_options, "signer": self.signer}
+        return {
+            "max_open": self.max_open,
+            "gdal_options": self.gdal_options,
+            "signer": self.signer,
+            "retries": self.retries,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
@@ -198,7 +208,8 @@ class Reader:
         grid = (scene.crs, tuple(scene.transform or ()), scene.height, scene.width)
         return scene.hrefs[file], (scene.file_level(file), grid, scene.resampling)
 
-    def _handle(self, scene: Scene, file: int) -> Handle:
+    def _handle(self, scene: Scene, file: int) -> tuple[Handle, str]:
+        """Return the cached handle of ``file`` (opened on first use) and its signed path."""
         cache = self._cache()
         href = scene.hrefs[file]
         key = self._key(scene, file)
@@ -208,43 +219,72 @@ class Reader:
             cache.discard(key)  # its token nears expiry: reopen with the new signature
             handle = None
         if handle is None:
-            handle, failure = self._try_open(scene, file, path)
-            if handle is None and self.signer is not None and path != href:
-                # A refused signature (HTTP 403, expired or revoked token): sign afresh once.
-                path = self.signer.refresh(href, failed=path)
-                handle, failure = self._try_open(scene, file, path)
-            if handle is None:
-                raise self._open_error(scene, href, failure)
+            handle = self._open(scene, file, path)
             cache.put(key, handle, path)
-        return handle
+        return handle, path
 
     def _open(self, scene: Scene, file: int, path: str) -> Handle:
+        """Open ``file`` of ``scene``, checking it still matches the header the index holds."""
         level = scene.file_level(file)
         kwargs = {} if level is None else {"overview_level": level}
         with open_env(path, self.gdal_options):
             if scene.georef == "none":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    return rasterio.open(path, **kwargs)
-            src = rasterio.open(path, **kwargs)
-        return WarpedHandle(src, scene) if scene.is_warped(file) else src
-
-    def _try_open(self, scene: Scene, file: int, path: str) -> tuple[Handle | None, str]:
-        # Errors are turned into text here, so that the SceneReadError raised later has no
-        # exception context that could hold the signed path.
+                    src = rasterio.open(path, **kwargs)
+            else:
+                src = rasterio.open(path, **kwargs)
         try:
-            return self._open(scene, file, path), ""
-        except RasterioError as exc:
-            return None, hrefs.redact_text(str(exc))
+            changed = _changes(src, scene, file)
+            if changed:
+                raise SceneChangedError(
+                    f"file {hrefs.redact(scene.hrefs[file])} of scene {scene.id!r} changed "
+                    f"after the index was built: {'; '.join(changed)}. Rebuild the index "
+                    "(ChipIndex.build) from the files as they are now, or restore the "
+                    "original file"
+                )
+            return WarpedHandle(src, scene) if scene.is_warped(file) else src
+        except BaseException:
+            src.close()
+            raise
 
-    @staticmethod
-    def _open_error(scene: Scene, href: str, failure: str) -> SceneReadError:
-        return SceneReadError(
-            f"cannot open scene {scene.id!r} at {hrefs.redact(href)}: "
-            f"{failure}. The index was built from this file: "
-            "check it still exists and is readable"
-            + (", and that its signer (sign=) gives access" if hrefs.is_remote(href) else "")
-        )
+    def _attempt(
+        self,
+        scene: Scene,
+        file: int,
+        indexes: list[int],
+        inner: Window,
+        out: np.ndarray | None,
+        fresh: bool,
+    ) -> np.ndarray:
+        """Read once.
+
+        A ``fresh`` attempt (a retry) reopens the file after clearing GDAL's HTTP cache of
+        it, so the truncated bytes of a failed attempt are not served again, with GDAL's
+        debug lines on: they name the HTTP status or transport error of a failure
+        (:mod:`geochips.gdallog`).
+        """
+        if not fresh:
+            handle, _ = self._handle(scene, file)
+            data: np.ndarray = handle.read(indexes, window=inner, out=out)
+            return data
+        self._cache().discard(self._key(scene, file))
+        with rasterio.Env(CPL_DEBUG="ON"):
+            href = scene.hrefs[file]
+            if hrefs.is_remote(href):
+                self._forget_downloads(self.signer(href) if self.signer is not None else href)
+            handle, _ = self._handle(scene, file)
+            data = handle.read(indexes, window=inner, out=out)
+        return data
+
+    def _forget_downloads(self, path: str) -> None:
+        """Drop what GDAL's HTTP cache holds of ``path`` (a failed read may have left part).
+
+        Opening a file with ``CPL_VSIL_CURL_NON_CACHED`` naming it clears its cached
+        ranges; the handle itself is closed at once.
+        """
+        with open_env(path, self.gdal_options, {"CPL_VSIL_CURL_NON_CACHED": _vsi_path(path)}):
+            rasterio.open(path).close()
 
     def _read_file(
         self,
@@ -252,25 +292,64 @@ class Reader:
         file: int,
         indexes: list[int],
         inner: Window,
-        out: np.ndarray | None = None,
+        out: np.ndarray | None,
+        what: str,
     ) -> np.ndarray:
-        """Read bands ``indexes`` of one file; a refused signed href is re-signed once."""
-        handle = self._handle(scene, file)
-        try:
-            first: np.ndarray = handle.read(indexes, window=inner, out=out)
-            return first
-        except RasterioError:
-            href = scene.hrefs[file]
-            key = self._key(scene, file)
-            path = self._cache().path(key)
-            if self.signer is None or path in ("", href):
-                raise
-            # GDAL reports a 403 on a block as a bare read failure: the token may have
-            # expired since the file was opened. Reopen with a fresh signature, once.
-            self._cache().discard(key)
-            self.signer.refresh(href, failed=path)
-            data: np.ndarray = self._handle(scene, file).read(indexes, window=inner, out=out)
-            return data
+        """Read bands ``indexes`` of one file, retrying a failed remote read.
+
+        Remote reads get :data:`~geochips.settings.READ_RETRIES` more attempts with
+        backoff, within :data:`~geochips.settings.READ_BUDGET` seconds; each retry reopens
+        the file with its HTTP cache cleared (and a refused signed href signed afresh), and
+        stops early when GDAL's answer says trying again cannot help (404, damaged tile).
+        """
+        href = scene.hrefs[file]
+        remote = hrefs.is_remote(href)
+        signed = self.signer is not None
+        attempts = 1 + (self.retries if remote or signed else 0)
+        started = time.monotonic()
+        cause: gdallog.Cause | None = None
+        made = 0
+        for attempt in range(attempts):
+            made = attempt + 1
+            records: list[tuple[int, str]] = []
+            error_text = ""
+            try:
+                with gdallog.capture(debug=attempt > 0) as records:
+                    data = self._attempt(scene, file, indexes, inner, out, fresh=attempt > 0)
+            except RasterioError as exc:
+                # Only text leaves this block: no exception context may hold a signed path.
+                error_text = _error_chain(exc)
+            if error_text:
+                cause = gdallog.diagnose(error_text, records, remote)
+            else:
+                warned = gdallog.decode_warnings(records)
+                if not warned:
+                    return data
+                # GDAL decoded the tile but warned: its pixels may be wrong (corrupt JPEG).
+                cause = gdallog.Cause("decode", "GDAL warned while decoding: " + "; ".join(warned))
+            if cause.persistent or attempt + 1 == attempts:
+                break
+            if cause.kind == "http" and attempt > 0 and not (cause.status == 403 and signed):
+                break  # GDAL retried this status itself (GDAL_HTTP_MAX_RETRY) on each attempt
+            if time.monotonic() - started > settings.READ_BUDGET:
+                break
+            if self.signer is not None:
+                path = self._cache().path(self._key(scene, file)) or self.signer(href)
+                if path != href:
+                    self.signer.refresh(href, failed=path)
+            time.sleep(settings.RETRY_BACKOFF * 2**attempt)
+        assert cause is not None
+        raise SceneReadError(
+            f"cannot read {what} of scene {scene.id!r} at {hrefs.redact(href)}: "
+            f"{cause.text}; {made} attempt{'s' if made > 1 else ''} in "
+            f"{time.monotonic() - started:.1f} s. "
+            + gdallog.advice(
+                cause,
+                remote=remote,
+                signed=self.signer is not None and self.signer(href) != href,
+                options=self.gdal_options,
+            )
+        )
 
     def read(
         self,
@@ -279,6 +358,7 @@ class Reader:
         bands: Sequence[int] | None = None,
         fill_value: float = 0,
         out: np.ndarray | None = None,
+        chip_id: str | None = None,
     ) -> np.ndarray:
         """Return the pixels of ``window`` as a ``(bands, height, width)`` array.
 
@@ -287,6 +367,12 @@ class Reader:
         ``out``, a C-contiguous array of that shape in the scene's dtype, receives the
         pixels straight from GDAL when the window lies inside one file of the scene, and
         is returned; otherwise a new array is returned and ``out`` is left alone.
+        ``chip_id`` names the chip in errors.
+
+        Raises:
+            SceneReadError: the file could not be opened or read (after retries, for
+                remote files), or GDAL warned while decoding it (damaged data).
+            SceneChangedError: the file no longer matches the scene's header.
         """
         band_map = scene.band_map()
         wanted = [band_map[b - 1] for b in bands] if bands is not None else band_map
@@ -308,23 +394,21 @@ class Reader:
         )
         if padded is not None and (inner.width == 0 or inner.height == 0):
             return padded
+        what = (
+            f"window (row_off={window.row_off}, col_off={window.col_off}, "
+            f"height={window.height}, width={window.width})"
+        )
+        if chip_id is not None:
+            what = f"chip {chip_id!r}, {what}"
         parts = []
         # Consecutive bands of one file are read in one call.
         groups = _group_by_file(wanted)
         direct = out if full and len(groups) == 1 else None
         for file, indexes in groups:
-            failure = None
             try:
-                parts.append(self._read_file(scene, file, indexes, inner, direct))
-            except RasterioError as exc:
-                failure = hrefs.redact_text(str(exc))
-            if failure is not None:  # raised here: no exception context holds a signed path
-                raise SceneReadError(
-                    f"cannot read window (row_off={window.row_off}, col_off={window.col_off}, "
-                    f"height={window.height}, width={window.width}) of scene {scene.id!r} at "
-                    f"{hrefs.redact(scene.hrefs[file])}: {failure}. The file may be "
-                    "truncated or corrupt; re-download it or drop the scene"
-                )
+                parts.append(self._read_file(scene, file, indexes, inner, direct, what))
+            except SceneChangedError as exc:
+                raise SceneChangedError(f"{exc} (reading {what})") from None
         data = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if padded is None:
             return data
@@ -332,6 +416,73 @@ class Reader:
             :, r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off
         ] = data
         return padded
+
+
+def _error_chain(exc: BaseException) -> str:
+    """GDAL's messages in ``exc`` and its causes, most specific first, redacted.
+
+    rasterio raises "Read failed. See previous exception for details." and chains GDAL's
+    own errors as causes ("TIFFFillTile: Read error ... got 0 bytes, expected 119771").
+    """
+    messages: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(messages) < 8:
+        text = str(seen)
+        if text and "See previous exception" not in text and text not in messages:
+            messages.append(text)
+        seen = seen.__cause__
+    return hrefs.redact_text(" <- ".join(reversed(messages)) or type(exc).__name__)
+
+
+def _vsi_path(path: str) -> str:
+    """The GDAL /vsi path of ``path``, as GDAL's HTTP cache names the file."""
+    if path.startswith("/vsi"):
+        return path
+    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
+    if scheme in ("http", "https", "ftp"):
+        return f"/vsicurl/{path}"
+    if scheme in ("s3", "gs", "az", "oss"):
+        return f"/vsi{scheme}/{path.split('://', 1)[1]}"
+    return path
+
+
+def _changes(src: DatasetReader, scene: Scene, file: int) -> list[str]:
+    """What differs between an opened file and the scene header the index holds."""
+    changed = []
+    count = scene.band_counts[file]
+    if src.count != count:
+        changed.append(f"{src.count} bands, the index has {count}")
+    dtypes = set(src.dtypes)
+    if dtypes != {scene.dtype}:
+        changed.append(f"dtype {'/'.join(sorted(dtypes))}, the index has {scene.dtype}")
+    if scene.is_warped(file):
+        return changed  # read through a warp: its own grid may differ from the scene's
+    if (src.height, src.width) != (scene.height, scene.width):
+        level = (
+            "full resolution"
+            if scene.file_level(file) is None
+            else (f"overview level {scene.file_level(file)}")
+        )
+        changed.append(
+            f"{src.height}x{src.width} pixels at {level}, the index has "
+            f"{scene.height}x{scene.width}"
+        )
+    if scene.georef == "transform" and scene.transform is not None:
+        if not src.transform.almost_equals(scene.transform, precision=1e-9 * _scale(scene)):
+            changed.append(
+                f"transform {tuple(src.transform)[:6]}, the index has {tuple(scene.transform)[:6]}"
+            )
+    elif scene.georef == "gcps":
+        gcps = src.gcps[0] if src.gcps else []
+        if len(gcps) != len(scene.gcps):
+            changed.append(f"{len(gcps)} GCPs, the index has {len(scene.gcps)}")
+    return changed
+
+
+def _scale(scene: Scene) -> float:
+    """A tolerance unit for transforms: the largest coefficient of the scene's transform."""
+    t = scene.transform
+    return max(1.0, *(abs(v) for v in tuple(t)[:6])) if t is not None else 1.0
 
 
 def _group_by_file(wanted: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:

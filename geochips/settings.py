@@ -25,11 +25,31 @@ DEFAULT_GDAL_OPTIONS: dict[str, str | int] = {
     # Transient HTTP failures (429/5xx) are retried by GDAL itself.
     "GDAL_HTTP_MAX_RETRY": "3",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
+    # No request waits forever: a server that does not answer, or a body that stalls, ends
+    # the request with an error (which the reader retries, see READ_RETRIES). A transfer
+    # that keeps moving faster than the low-speed limit is never cut short by it, and
+    # GDAL_HTTP_TIMEOUT caps even a trickle.
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1024",
+    "GDAL_HTTP_LOW_SPEED_TIME": "30",
+    "GDAL_HTTP_TIMEOUT": "300",
     # Decoded blocks cached per process, in MB (as GDAL reads it: below 100000 is MB): bounded,
     # so many workers stay small, and large enough to keep the tiles that neighbouring
     # chips of an overlapping grid share (128 MB = 256 uint16 512x512 tiles).
     "GDAL_CACHEMAX": 128,
 }
+
+
+READ_RETRIES = 3
+"""Attempts after the first for a failed read of a remote file (reset, short body, stall,
+5xx after GDAL's own retries, a refused signature): each reopens the file with GDAL's HTTP
+cache of it cleared, so a truncated download is not served again."""
+
+RETRY_BACKOFF = 0.5
+"""Seconds before the first retry; doubled for each next one (0.5, 1, 2)."""
+
+READ_BUDGET = 300.0
+"""Seconds after the first attempt of a read past which no new attempt starts."""
 
 
 REMOTE_OPEN_OPTIONS: dict[str, str] = {
@@ -43,13 +63,18 @@ REMOTE_OPEN_OPTIONS: dict[str, str] = {
 }
 
 
-def open_env(href: str, options: Mapping[str, Any]) -> AbstractContextManager[Any]:
+def open_env(
+    href: str, options: Mapping[str, Any], extra: Mapping[str, str] | None = None
+) -> AbstractContextManager[Any]:
     """Return the context to open ``href`` in: :data:`REMOTE_OPEN_OPTIONS` for remote hrefs.
 
-    Options the user gave (``options``) win over them.
+    Options the user gave (``options``) win over them; ``extra`` is added for remote hrefs.
     """
-    extra = {k: v for k, v in REMOTE_OPEN_OPTIONS.items() if k not in options}
-    return rasterio.Env(**extra) if extra and hrefs.is_remote(href) else nullcontext()
+    if not hrefs.is_remote(href):
+        return nullcontext()
+    scoped = {k: v for k, v in REMOTE_OPEN_OPTIONS.items() if k not in options}
+    scoped.update(extra or {})
+    return rasterio.Env(**scoped) if scoped else nullcontext()
 
 
 def merge_options(options: Mapping[str, Any] | None = None) -> dict[str, str | int]:
