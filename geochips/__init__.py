@@ -11,6 +11,7 @@
                         collate_fn=geochips.collate)  # batch["image"]: (16, C, 512, 512)
 """
 
+from geochips.checksums import record_checksums
 from geochips.collate import collate
 from geochips.dataset import ChipDataset, Sample
 from geochips.errors import (
@@ -23,10 +24,12 @@ from geochips.errors import (
     IndexFileError,
     InvalidParameterError,
     LeakageError,
+    SceneChangedError,
     SceneHeaderError,
     SceneReadError,
     SmallSceneWarning,
     TileAlignmentWarning,
+    TransformError,
 )
 from geochips.filters import estimate_valid, filter_aoi
 from geochips.index import Chip, ChipIndex
@@ -57,6 +60,7 @@ __all__ = [
     "LeakageReport",
     "Sample",
     "Scene",
+    "SceneChangedError",
     "SceneHeaderError",
     "SceneReadError",
     "SceneSource",
@@ -64,6 +68,7 @@ __all__ = [
     "SplitReport",
     "Splits",
     "TileAlignmentWarning",
+    "TransformError",
     "check_leakage",
     "collate",
     "estimate_valid",
@@ -71,5 +76,6 @@ __all__ = [
     "find_sources",
     "read_header",
     "read_headers",
+    "record_checksums",
     "spatial_split",
 ]

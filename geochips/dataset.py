@@ -35,11 +35,18 @@ import torch
 from affine import Affine
 from torch.utils.data import Dataset, get_worker_info
 
-from geochips import hrefs, slots
-from geochips.errors import DtypeConversionError, InvalidParameterError
+from geochips import checksums, hrefs, slots
+from geochips.errors import (
+    DtypeConversionError,
+    IncompatibleScenesError,
+    InvalidParameterError,
+    SceneReadError,
+    TransformError,
+)
 from geochips.index import ChipIndex
 from geochips.reader import Reader
 from geochips.scenes import Scene
+from geochips.settings import READ_RETRIES
 from geochips.signing import SignSpec, resolve_signer
 from geochips.windows import ChipWindow
 
@@ -138,6 +145,16 @@ class ChipDataset(Dataset[Sample]):
         sign: replaces the index's signer (kept when not given): ``None`` reads hrefs
             as they are; ``"auto"``, ``"planetary-computer"`` or a callable as in
             :meth:`ChipIndex.build`.
+        retries: attempts after the first for a failed remote read (see
+            :data:`geochips.settings.READ_RETRIES`); ``0`` fails on the first error.
+        verify: check every chip against the ``checksum`` column of the index (see
+            :func:`geochips.record_checksums`); ``None`` checks when the index has one.
+            Checksums cover every band, so a dataset reading some ``bands`` reads them
+            all to check them.
+
+    Raises:
+        IncompatibleScenesError: the scenes' samples could not be batched together (they
+            differ in band count or output dtype); choose ``bands=`` or ``dtype=``.
     """
 
     def __init__(
@@ -153,6 +170,8 @@ class ChipDataset(Dataset[Sample]):
         gdal_options: Mapping[str, Any] | None = None,
         threads: int | None = None,
         sign: SignSpec = _UNSET,
+        retries: int = READ_RETRIES,
+        verify: bool | None = None,
     ) -> None:
         if not isinstance(index, ChipIndex):
             raise InvalidParameterError(
@@ -164,6 +183,7 @@ class ChipDataset(Dataset[Sample]):
         requested = _dtype_name(dtype)
         self.scale = scale
         self._out_dtypes = [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        _check_stackable(index, self.bands, self._out_dtypes)
         self._fill = [_fill_for(s, fill_value) for s in index.scenes]
         self._nodata = [_typed_nodata(s) for s in index.scenes]
         self.transform = transform
@@ -175,8 +195,19 @@ class ChipDataset(Dataset[Sample]):
             if sign is _UNSET
             else resolve_signer(sign, (h for s in index.scenes for h in s.hrefs))
         )
-        self.reader = Reader(max_open=max_open, gdal_options=gdal_options, signer=signer)
+        self.reader = Reader(
+            max_open=max_open, gdal_options=gdal_options, signer=signer, retries=retries
+        )
         self.with_valid = index.edge == "pad" or any(s.nodata is not None for s in index.scenes)
+        has_sums = checksums.COLUMN in index.column_names
+        if verify and not has_sums:
+            raise InvalidParameterError(
+                "verify=True needs an index with checksums: add them with "
+                "geochips.record_checksums(index) while the files are known to be good"
+            )
+        self._checksums = (
+            index.column(checksums.COLUMN) if has_sums and verify is not False else None
+        )
         self._remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid: int | None = None
@@ -200,7 +231,18 @@ class ChipDataset(Dataset[Sample]):
                 f"got {type(key).__name__}"
             )
         sample = self._read(position)
-        return self.transform(sample) if self.transform is not None else sample
+        return sample if self.transform is None else self._transformed(sample)
+
+    def _transformed(self, sample: Sample) -> Any:
+        assert self.transform is not None
+        try:
+            return self.transform(sample)
+        except Exception as exc:
+            name = getattr(self.transform, "__qualname__", None) or type(self.transform).__name__
+            raise TransformError(
+                f"transform {name} raised {type(exc).__name__} on chip {sample['chip_id']!r} "
+                f"of scene {sample['scene']!r}: {exc}"
+            ) from exc
 
     def __getitems__(self, keys: Sequence[int | str]) -> list[Any]:
         """Return the samples of a batch, read by several threads (GDAL releases the GIL)."""
@@ -284,7 +326,13 @@ class ChipDataset(Dataset[Sample]):
         fill = self._fill[scene_pos]
         slot = None if image is None else image.numpy()
         direct = slot if slot is not None and not self.scale and slot.dtype == scene.dtype else None
-        data = self.reader.read(scene, window, self.bands, fill_value=fill, out=direct)
+        chip_id = index.chip_id(position)
+        if self._checksums is None:
+            data = self.reader.read(
+                scene, window, self.bands, fill_value=fill, out=direct, chip_id=chip_id
+            )
+        else:
+            data = self._verified(position, scene, window, fill, chip_id)
         if image is None:
             image = torch.from_numpy(self._convert(data, scene, scene_pos))
         elif data is not slot:  # (else GDAL wrote the pixels straight into the batch tensor)
@@ -293,7 +341,7 @@ class ChipDataset(Dataset[Sample]):
             np.copyto(image.numpy(), converted, casting="unsafe")
         sample: Sample = {
             "image": image,
-            "chip_id": index.chip_id(position),
+            "chip_id": chip_id,
             "scene": scene.id,
             "window": window,
             "bounds": _bounds(scene.transform, window),
@@ -305,6 +353,22 @@ class ChipDataset(Dataset[Sample]):
             mask = _valid_mask(data, scene, window, self._nodata[scene_pos], out)
             sample["valid"] = torch.from_numpy(mask) if valid is None else valid
         return sample
+
+    def _verified(
+        self, position: int, scene: Scene, window: ChipWindow, fill: float, chip_id: str
+    ) -> np.ndarray:
+        """Read every band of a chip, check its checksum, return the bands asked for."""
+        assert self._checksums is not None
+        data = self.reader.read(scene, window, fill_value=fill, chip_id=chip_id)
+        if checksums.chip_checksum(data, scene, window) != int(self._checksums[position]):
+            raise SceneReadError(
+                f"chip {chip_id!r}, window (row_off={window.row_off}, col_off="
+                f"{window.col_off}, height={window.height}, width={window.width}) of scene "
+                f"{scene.id!r} at {hrefs.redact(scene.hrefs[0])} decoded without error, but its pixels differ from the checksum recorded "
+                "by geochips.record_checksums: the file is damaged or was rewritten. "
+                "Re-download it, or rebuild the index (and its checksums)"
+            )
+        return data if self.bands is None else data[[b - 1 for b in self.bands]]
 
     def _convert(self, data: np.ndarray, scene: Scene, scene_pos: int) -> np.ndarray:
         dst = self._out_dtypes[scene_pos]
@@ -357,6 +421,34 @@ def _check_bands(bands: Sequence[int] | None, scenes: Sequence[Scene]) -> list[i
                 f"1..{scene.count} (bands are 1-based, as in rasterio)"
             )
     return [int(b) for b in picked]
+
+
+def _check_stackable(
+    index: ChipIndex, bands: list[int] | None, out_dtypes: Sequence[np.dtype[Any]]
+) -> None:
+    """Refuse scenes whose samples could not be stacked into one batch tensor."""
+    used = np.unique(index.column("scene")).tolist() if len(index) else []
+    kinds: dict[tuple[int, str], list[int]] = {}
+    for s in used:
+        count = len(bands) if bands is not None else index.scenes[s].count
+        kinds.setdefault((count, out_dtypes[s].name), []).append(s)
+    if len(kinds) <= 1:
+        return
+    described = "; ".join(
+        f"{count} band(s) of {dtype} in {len(scenes)} scene(s) such as "
+        f"{index.scenes[scenes[0]].name}"
+        for (count, dtype), scenes in sorted(kinds.items())
+    )
+    counts = {count for count, _ in kinds}
+    fix = (
+        f"choose bands present in every scene, e.g. bands={list(range(1, min(counts) + 1))}"
+        if len(counts) > 1
+        else "choose one output dtype, e.g. dtype='float32'"
+    )
+    raise IncompatibleScenesError(
+        f"the samples of these scenes cannot be batched together: {described}. "
+        f"Split the index by scene kind, or {fix}"
+    )
 
 
 def _dtype_name(dtype: str | np.dtype[Any] | torch.dtype | None) -> str | None:
