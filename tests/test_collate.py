@@ -22,19 +22,23 @@ def test_batches_stack_images_and_keep_metadata_as_lists(make_scene):
 
 
 def test_chips_that_cannot_stack_are_named(make_scene):
+    # ChipDataset refuses such scenes together (test_dataset); samples of two datasets
+    # can still meet in a user's batch.
     three = make_scene(height=16, width=16, count=3)
     one = make_scene(height=16, width=16, count=1)
-    dataset = ChipDataset(ChipIndex.build({"rgb": three, "gray": one}, size=16))
+    rgb = ChipDataset(ChipIndex.build({"rgb": three}, size=16))
+    gray = ChipDataset(ChipIndex.build({"gray": one}, size=16))
     with pytest.raises(
         CollateError,
         match=r"chip 'rgb/full/0/0/16x16' is \(3, 16, 16\).*"
         r"'gray/full/0/0/16x16' \(1, 16, 16\)",
     ):
-        collate([dataset[0], dataset[1]])
-    floats = make_scene(height=16, width=16, count=3, dtype="float32")
-    mixed = ChipDataset(ChipIndex.build({"rgb": three, "f": floats}, size=16))
+        collate([rgb[0], gray[0]])
+    floats = ChipDataset(
+        ChipIndex.build({"f": make_scene(height=16, width=16, count=3, dtype="float32")}, size=16)
+    )
     with pytest.raises(CollateError, match="torch.float32"):
-        collate([mixed[0], mixed[1]])
+        collate([rgb[0], floats[0]])
 
 
 def test_samples_with_different_keys_are_refused(make_scene):

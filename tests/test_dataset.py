@@ -313,7 +313,11 @@ def test_a_scene_gone_after_indexing_is_a_clear_error(make_scene, tmp_path):
     path = make_scene("vanishing.tif", height=16, width=16, count=1)
     dataset = ChipDataset(ChipIndex.build([path], size=16))
     (tmp_path / "vanishing.tif").unlink()
-    with pytest.raises(SceneReadError, match=r"cannot open scene 'vanishing' at .*vanishing.tif"):
+    with pytest.raises(
+        SceneReadError,
+        match=r"cannot read chip 'vanishing/full/0/0/16x16', window \(row_off=0, .*\) of scene "
+        r"'vanishing' at .*vanishing.tif: .*check that it still exists",
+    ):
         dataset[0]
 
 
@@ -322,7 +326,7 @@ def test_a_truncated_file_names_scene_and_window(make_scene, tmp_path):
     dataset = ChipDataset(ChipIndex.build([path], size=128))
     data = (tmp_path / "broken.tif").read_bytes()
     (tmp_path / "broken.tif").write_bytes(data[: len(data) * 2 // 3])
-    with pytest.raises(SceneReadError, match=r"cannot read window \(row_off=128, col_off=128"):
+    with pytest.raises(SceneReadError, match=r"chip '.*', window \(row_off=128, col_off=128"):
         dataset[3]
 
 
