@@ -140,7 +140,21 @@ def dataset(plan: Plan, **kwargs: Any) -> Any:
 @case
 def gc_item(plan: Plan) -> dict[str, Any]:
     """``ds[i]`` chip by chip in one process."""
-    ds = dataset(plan)
+    return time_items(plan, dataset(plan))
+
+
+@case
+def gc_item_checksums(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` over an index with checksums: every chip is checked (a CRC-32 pass)."""
+    import geochips
+
+    base = dataset(plan)
+    index = geochips.record_checksums(base.index)  # recorded before the timing starts
+    return time_items(plan, geochips.ChipDataset(index, **plan.get("dataset", {})))
+
+
+def time_items(plan: Plan, ds: Any) -> dict[str, Any]:
+    """Read every chip of ``ds`` with ``ds[i]``: time to the first, then the steady rate."""
     reset_server(plan)
     t0 = time.perf_counter()
     ds[0]

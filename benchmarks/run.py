@@ -116,6 +116,7 @@ LOCAL_CASES = [
     ("main", "gc_loader0", "geochips DataLoader, 0 workers"),
     ("main", "gc_loader2", "geochips DataLoader, 2 workers"),
     ("main", "gc_item_u16", 'geochips `ds[i]`, 1 process, `dtype="uint16"`'),
+    ("main", "gc_item_checksums", "geochips `ds[i]`, 1 process, checksums checked"),
     ("main", "gc_getitems_u16", 'geochips `__getitems__`, 2 threads, `dtype="uint16"`'),
     ("main", "gc_loader2_u16", 'geochips DataLoader, 2 workers, `dtype="uint16"`'),
     ("torchgeo", "torchgeo_w0", "torchgeo RasterDataset+GridGeoSampler, 0 workers"),

@@ -364,9 +364,10 @@ class ChipDataset(Dataset[Sample]):
             raise SceneReadError(
                 f"chip {chip_id!r}, window (row_off={window.row_off}, col_off="
                 f"{window.col_off}, height={window.height}, width={window.width}) of scene "
-                f"{scene.id!r} at {hrefs.redact(scene.hrefs[0])} decoded without error, but its pixels differ from the checksum recorded "
-                "by geochips.record_checksums: the file is damaged or was rewritten. "
-                "Re-download it, or rebuild the index (and its checksums)"
+                f"{scene.id!r} at {hrefs.redact(scene.hrefs[0])} decoded without error, but "
+                "its pixels differ from the checksum recorded by geochips.record_checksums: "
+                "the file is damaged or was rewritten. Re-download it, or rebuild the index "
+                "(and its checksums)"
             )
         return data if self.bands is None else data[[b - 1 for b in self.bands]]
 

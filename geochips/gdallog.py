@@ -19,8 +19,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from geochips import hrefs
@@ -91,25 +89,34 @@ def _restore(logger: logging.Logger) -> None:
             _messages.user_level = logging.NOTSET
 
 
-@contextmanager
-def capture(debug: bool = False) -> Iterator[list[tuple[int, str]]]:
+class capture:
     """Collect ``(level, message)`` of the GDAL records this thread makes meanwhile.
 
-    ``debug`` also collects debug lines; the caller turns on ``CPL_DEBUG`` for them.
+    Used as ``with capture() as records:``. ``debug`` also collects debug lines; the
+    caller turns on ``CPL_DEBUG`` for them. A class, not a generator: it wraps every chip
+    read.
     """
-    logger = _logger()
-    level = logging.DEBUG if debug else logging.WARNING
-    lowered = not logger.isEnabledFor(level)
-    if lowered:
-        _lower(logger, level)
-    sink: list[tuple[int, str]] = []
-    _messages.local.sink = sink
-    try:
-        yield sink
-    finally:
+
+    __slots__ = ("debug", "lowered", "logger", "sink")
+
+    def __init__(self, debug: bool = False) -> None:
+        self.debug = debug
+
+    def __enter__(self) -> list[tuple[int, str]]:
+        self.logger = _logger()
+        self.lowered = not self.logger.isEnabledFor(
+            logging.DEBUG if self.debug else logging.WARNING
+        )
+        if self.lowered:
+            _lower(self.logger, logging.DEBUG if self.debug else logging.WARNING)
+        self.sink: list[tuple[int, str]] = []
+        _messages.local.sink = self.sink
+        return self.sink
+
+    def __exit__(self, *exc: object) -> None:
         _messages.local.sink = None
-        if lowered:
-            _restore(logger)
+        if self.lowered:
+            _restore(self.logger)
 
 
 def decode_warnings(records: list[tuple[int, str]]) -> list[str]:

@@ -293,7 +293,8 @@ class Reader:
         indexes: list[int],
         inner: Window,
         out: np.ndarray | None,
-        what: str,
+        window: ChipWindow,
+        chip_id: str | None,
     ) -> np.ndarray:
         """Read bands ``indexes`` of one file, retrying a failed remote read.
 
@@ -340,7 +341,8 @@ class Reader:
             time.sleep(settings.RETRY_BACKOFF * 2**attempt)
         assert cause is not None
         raise SceneReadError(
-            f"cannot read {what} of scene {scene.id!r} at {hrefs.redact(href)}: "
+            f"cannot read {_describe(window, chip_id)} of scene {scene.id!r} at "
+            f"{hrefs.redact(href)}: "
             f"{cause.text}; {made} attempt{'s' if made > 1 else ''} in "
             f"{time.monotonic() - started:.1f} s. "
             + gdallog.advice(
@@ -394,21 +396,15 @@ class Reader:
         )
         if padded is not None and (inner.width == 0 or inner.height == 0):
             return padded
-        what = (
-            f"window (row_off={window.row_off}, col_off={window.col_off}, "
-            f"height={window.height}, width={window.width})"
-        )
-        if chip_id is not None:
-            what = f"chip {chip_id!r}, {what}"
         parts = []
         # Consecutive bands of one file are read in one call.
         groups = _group_by_file(wanted)
         direct = out if full and len(groups) == 1 else None
         for file, indexes in groups:
             try:
-                parts.append(self._read_file(scene, file, indexes, inner, direct, what))
+                parts.append(self._read_file(scene, file, indexes, inner, direct, window, chip_id))
             except SceneChangedError as exc:
-                raise SceneChangedError(f"{exc} (reading {what})") from None
+                raise SceneChangedError(f"{exc} (reading {_describe(window, chip_id)})") from None
         data = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if padded is None:
             return data
@@ -416,6 +412,15 @@ class Reader:
             :, r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off
         ] = data
         return padded
+
+
+def _describe(window: ChipWindow, chip_id: str | None) -> str:
+    """Name a chip and its window in a message."""
+    text = (
+        f"window (row_off={window.row_off}, col_off={window.col_off}, "
+        f"height={window.height}, width={window.width})"
+    )
+    return text if chip_id is None else f"chip {chip_id!r}, {text}"
 
 
 def _error_chain(exc: BaseException) -> str:
