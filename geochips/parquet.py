@@ -444,6 +444,7 @@ def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> Chip
     where = os.fspath(path)
     try:
         table = pq.read_table(where)
+        table.validate(full=True)  # e.g. strings that are not UTF-8, from flipped bytes
     except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes
         reason = "it does not exist" if isinstance(exc, FileNotFoundError) else str(exc)
         raise IndexFileError(

@@ -5,11 +5,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from affine import Affine
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
