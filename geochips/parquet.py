@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
-from affine import Affine
 from rasterio.crs import CRS
 
-from geochips import hrefs
 from geochips.errors import IndexFileError, InvalidParameterError
 from geochips.footprints import LONLAT, footprints
+from geochips.scene_json import MAX_PIXELS, _safe_href, scene_from_json, scene_to_json, show
 from geochips.scenes import Scene
 from geochips.signing import SignSpec, resolve_signer
+from geochips.windows import EDGES
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -64,130 +64,6 @@ def _pyarrow() -> tuple[Any, Any]:
             "pip install geochips[parquet]"
         ) from exc
     return pa, pq
-
-
-# -- scenes <-> JSON ------------------------------------------------------------------------
-
-
-def _safe_href(href: str) -> str:
-    """Drop the query of an href that carries a token (a signed URL must never be saved)."""
-    return hrefs.redact(href) if hrefs.redact_text(href) != href else href
-
-
-def scene_to_json(scene: Scene) -> dict[str, Any]:
-    """Return a scene header as plain JSON values (hrefs unsigned)."""
-    return {
-        "id": scene.id,
-        "hrefs": [_safe_href(h) for h in scene.hrefs],
-        "assets": list(scene.assets),
-        "overview_level": scene.overview_level,
-        "height": scene.height,
-        "width": scene.width,
-        "band_counts": list(scene.band_counts),
-        "dtype": scene.dtype,
-        "nodata": scene.nodata,
-        "crs": scene.crs,
-        "transform": None if scene.transform is None else list(scene.transform)[:6],
-        "georef": scene.georef,
-        "gcps": [list(g) for g in scene.gcps],
-        "block_shape": list(scene.block_shape),
-        "scales": list(scene.scales),
-        "offsets": list(scene.offsets),
-        "full_shape": list(scene.full_shape),
-        "properties": scene.properties,
-        "resampling": scene.resampling,
-        "warped": list(scene.warped),
-        "file_levels": list(scene.file_levels),
-    }
-
-
-def _num(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what} must be a number, got {value!r}")
-    return float(value)
-
-
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be an int, got {value!r}")
-    return value
-
-
-def _bool(value: Any, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{what} must be true or false, got {value!r}")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {value!r}")
-    return value
-
-
-def _list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValueError(f"{what} must be a list, got {value!r}")
-    return value
-
-
-def scene_from_json(data: Any) -> Scene:
-    """Rebuild a scene header from :func:`scene_to_json` output, checking every field.
-
-    Raises:
-        ValueError: naming the field that is missing or of the wrong type.
-    """
-    if not isinstance(data, dict):
-        raise ValueError(f"a scene must be a JSON object, got {type(data).__name__}")
-    sid = _str(data["id"], "id")
-    transform = data["transform"]
-    if transform is not None:
-        values = [_num(v, "transform") for v in _list(transform, "transform")]
-        if len(values) != 6:
-            raise ValueError(f"scene {sid!r}: transform must have 6 values, got {values}")
-        transform = Affine(*values)
-    georef = _str(data["georef"], "georef")
-    if georef not in ("transform", "gcps", "none"):
-        raise ValueError(f"scene {sid!r}: unknown georef {georef!r}")
-    level = data["overview_level"]
-    nodata = data["nodata"]
-    crs = data["crs"]
-    gcps = tuple(
-        tuple(_num(v, "gcp") for v in _list(g, "gcp")) for g in _list(data["gcps"], "gcps")
-    )
-    if any(len(g) != 4 for g in gcps):
-        raise ValueError(f"scene {sid!r}: every GCP must be (row, col, x, y)")
-    properties = data.get("properties", {})
-    if not isinstance(properties, dict):
-        raise ValueError(f"scene {sid!r}: properties must be an object")
-    resampling = data.get("resampling")
-    file_levels = tuple(
-        None if v is None else _int(v, "file_levels")
-        for v in _list(data.get("file_levels", []), "file_levels")
-    )
-    return Scene(
-        id=sid,
-        hrefs=tuple(_str(h, "href") for h in _list(data["hrefs"], "hrefs")),
-        assets=tuple(_str(a, "asset") for a in _list(data["assets"], "assets")),
-        overview_level=None if level is None else _int(level, "overview_level"),
-        height=_int(data["height"], "height"),
-        width=_int(data["width"], "width"),
-        band_counts=tuple(_int(b, "band_counts") for b in _list(data["band_counts"], "bands")),
-        dtype=_str(data["dtype"], "dtype"),
-        nodata=None if nodata is None else _num(nodata, "nodata"),
-        crs=None if crs is None else _str(crs, "crs"),
-        transform=transform,
-        georef=georef,  # type: ignore[arg-type]
-        gcps=gcps,  # type: ignore[arg-type]
-        block_shape=tuple(_int(b, "block_shape") for b in _list(data["block_shape"], "block")),  # type: ignore[arg-type]
-        scales=tuple(_num(v, "scales") for v in _list(data["scales"], "scales")),
-        offsets=tuple(_num(v, "offsets") for v in _list(data["offsets"], "offsets")),
-        full_shape=tuple(_int(v, "full_shape") for v in _list(data["full_shape"], "full")),  # type: ignore[arg-type]
-        properties=properties,
-        resampling=None if resampling is None else _str(resampling, "resampling"),
-        warped=tuple(_bool(v, "warped") for v in _list(data.get("warped", []), "warped")),
-        file_levels=file_levels,
-    )
 
 
 # -- columns <-> Arrow ----------------------------------------------------------------------
@@ -218,20 +94,6 @@ def _to_arrow(pa: Any, name: str, values: np.ndarray) -> tuple[Any, dict[str, An
         f"column {name!r} has shape {values.shape} and dtype {values.dtype}; only 1-D columns "
         "and 2-D numeric columns can be saved"
     )
-
-
-def _from_arrow(column: Any, info: dict[str, Any]) -> np.ndarray:
-    dtype = np.dtype(info["dtype"])
-    shape = info.get("shape") or []
-    if shape:
-        flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        return np.asarray(flat, dtype=dtype).reshape((-1, *shape))
-    values = column.to_numpy(zero_copy_only=False)
-    if dtype.kind == "O":
-        out = np.empty(len(values), dtype=object)
-        out[:] = list(values)
-        return out
-    return np.asarray(values).astype(dtype, copy=False)
 
 
 # -- save / load ----------------------------------------------------------------------------
@@ -337,26 +199,256 @@ def save_index(index: ChipIndex, path: str | os.PathLike[str]) -> None:
     pq.write_table(table, os.fspath(path))
 
 
-def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> ChipIndex:
-    """Read an index written by :func:`save_index`; ``sign`` attaches a signer.
+class _Bad(Exception):
+    """What is wrong with a file, before the message gets the file's name."""
 
-    ``sign`` is as in :meth:`ChipIndex.build <geochips.ChipIndex.build>`: by default
-    (``"auto"``) hrefs on Planetary Computer storage are signed when read.
 
-    Raises:
-        IndexFileError: if the file is missing, not Parquet, not a geochips index, of an
-            unknown version, or inconsistent (naming what is wrong).
-        ImportError: without pyarrow (``pip install geochips[parquet]``).
-    """
+def _field(mapping: dict[str, Any], key: str, where: str) -> Any:
+    if key not in mapping:
+        raise _Bad(f"{where} has no {key!r}")
+    return mapping[key]
+
+
+def _grid_pair(value: Any, name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_PIXELS for v in value
+        )
+    ):
+        raise _Bad(f"{name!r} must be null or 2 ints in 1..{MAX_PIXELS}, got {show(value)}")
+    return value[0], value[1]
+
+
+def _column_dtype(info: Any, position: int) -> tuple[str, np.dtype[Any], int | None]:
+    """Check one entry of the metadata's column list: ``(name, dtype, row length or None)``."""
+    if not isinstance(info, dict):
+        raise _Bad(f"columns[{position}] must be an object, got {show(info)}")
+    name = _field(info, "name", f"columns[{position}]")
+    text = _field(info, "dtype", f"columns[{position}]")
+    if not isinstance(name, str) or not name:
+        raise _Bad(f"columns[{position}].name must be a non-empty string, got {show(name)}")
+    if name in DERIVED:
+        raise _Bad(f"column {name!r} is written from the scenes; it cannot be a stored column")
+    try:
+        dtype = np.dtype(text) if isinstance(text, str) else None
+    except (TypeError, ValueError, SyntaxError):
+        dtype = None
+    kinds = "biuf" if name not in WINDOW else "iu"
+    if dtype is None or dtype.kind not in kinds + "UOMm" or dtype.fields or dtype.subdtype:
+        raise _Bad(
+            f"column {name!r}: dtype must be a NumPy dtype of kind {kinds}, U, O, M or m, "
+            f"got {show(text)}"
+        )
+    if name in WINDOW and dtype.kind not in "iu":
+        raise _Bad(f"column {name!r}: dtype must be an integer dtype, got {show(text)}")
+    if dtype.kind == "U" and dtype.itemsize > 4 * 65536:
+        raise _Bad(f"column {name!r}: dtype {text!r} is wider than 65536 characters")
+    shape = info.get("shape", [])
+    if shape == []:
+        return name, dtype, None
+    if (
+        name in WINDOW
+        or dtype.kind not in "biuf"
+        or not isinstance(shape, list)
+        or len(shape) != 1
+        or not isinstance(shape[0], int)
+        or isinstance(shape[0], bool)
+        or not 1 <= shape[0] <= 65536
+    ):
+        raise _Bad(
+            f"column {name!r}: shape must be [] or [k] (k in 1..65536) for a numeric column, "
+            f"got {show(shape)}"
+        )
+    return name, dtype, shape[0]
+
+
+def _from_arrow(pa: Any, column: Any, name: str, dtype: np.dtype[Any], k: int | None) -> np.ndarray:
+    """Convert one Arrow column to NumPy, refusing types that would convert lossily."""
+    typ = column.type
+
+    def wrong(expected: str) -> _Bad:
+        return _Bad(f"column {name!r}: expected Arrow type {expected} for dtype {dtype}, got {typ}")
+
+    if k is not None:
+        value_type = pa.from_numpy_dtype(dtype)
+        if (
+            not pa.types.is_fixed_size_list(typ)
+            or typ.list_size != k
+            or typ.value_type != value_type
+        ):
+            raise wrong(f"fixed_size_list<{value_type}>[{k}]")
+        flat = column.combine_chunks().flatten()
+        if column.null_count or flat.null_count or len(flat) != len(column) * k:
+            raise _Bad(f"column {name!r} has null values")
+        values: np.ndarray = flat.to_numpy(zero_copy_only=False).reshape(-1, k)
+        return values.astype(dtype, copy=False)
+    kind = dtype.kind
+    if kind in "biuf":
+        expected = pa.from_numpy_dtype(dtype)
+        if typ != expected:
+            raise wrong(str(expected))
+        if column.null_count:
+            raise _Bad(f"column {name!r} has {column.null_count} null value(s)")
+        return np.asarray(column.to_numpy(zero_copy_only=False)).astype(dtype, copy=False)
+    if kind == "U":
+        if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+            raise wrong("string")
+        if column.null_count:
+            raise _Bad(f"column {name!r} has {column.null_count} null value(s)")
+        import pyarrow.compute as pc
+
+        longest = pc.max(pc.utf8_length(column)).as_py() or 0
+        if longest > dtype.itemsize // 4:
+            raise _Bad(
+                f"column {name!r} holds strings of {longest} characters; its dtype is {dtype}"
+            )
+        return np.asarray(column.to_numpy(zero_copy_only=False)).astype(dtype)
+    if kind in "Mm":
+        ok = pa.types.is_temporal(typ) if kind == "M" else pa.types.is_duration(typ)
+        if not ok:
+            raise wrong("timestamp" if kind == "M" else "duration")
+        return np.asarray(column.to_numpy(zero_copy_only=False)).astype(dtype)
+    values = column.to_numpy(zero_copy_only=False)
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _check_windows(
+    columns: dict[str, np.ndarray],
+    scenes: list[Scene],
+    size: tuple[int, int] | None,
+    edge: str | None,
+) -> None:
+    """Check every window against its scene, vectorised (see :func:`load_index`)."""
+    scene = columns["scene"].astype(np.int64)
+    outside = (scene < 0) | (scene >= len(scenes))
+    if outside.any():
+        row = int(np.argmax(outside))
+        raise _Bad(
+            f"column 'scene': row {row} refers to scene {int(scene[row])} but the file has "
+            f"{len(scenes)} scene(s) ({int(outside.sum())} such row(s))"
+        )
+    if not len(scene):
+        return
+    r, c, h, w = (columns[k].astype(np.int64) for k in WINDOW[1:])
+    heights = np.array([s.height for s in scenes], dtype=np.int64)[scene]
+    widths = np.array([s.width for s in scenes], dtype=np.int64)[scene]
+    ok = (h >= 1) & (w >= 1) & (np.abs(r) <= MAX_PIXELS) & (np.abs(c) <= MAX_PIXELS)
+    if edge in ("drop", "shift"):
+        rule = f"edge={edge!r} windows must lie inside their scene"
+        ok &= (r >= 0) & (c >= 0) & (r + h <= heights) & (c + w <= widths)
+    else:
+        rule = (
+            f"edge={edge!r} windows must overlap their scene and be no larger than the scene "
+            "or the chip size"
+        )
+        size_h, size_w = size if size is not None else (0, 0)
+        ok &= (r < heights) & (c < widths) & (r + h > 0) & (c + w > 0)
+        ok &= (h <= np.maximum(heights, size_h)) & (w <= np.maximum(widths, size_w))
+    if not ok.all():
+        row = int(np.argmin(ok))
+        s = scenes[int(scene[row])]
+        raise _Bad(
+            f"row {row}: window (row_off={r[row]}, col_off={c[row]}, height={h[row]}, "
+            f"width={w[row]}) of scene {int(scene[row])} ({s.id!r}, {s.height}x{s.width}) is "
+            f"out of bounds: {rule} and be at least 1x1 ({int((~ok).sum())} such row(s))"
+        )
+
+
+def _decode(pa: Any, table: Any, meta: Any) -> ChipIndex:
     from geochips.index import ChipIndex
 
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else meta
+        raise _Bad(
+            f"the 'geochips' metadata must be an object with format {FORMAT!r}, got {show(got)}"
+        )
+    if meta.get("version") != VERSION:
+        raise _Bad(f"'version' must be {VERSION}, got {show(meta.get('version'))}")
+    raw_scenes = _field(meta, "scenes", "the metadata")
+    if not isinstance(raw_scenes, list):
+        raise _Bad(f"'scenes' must be a list, got {show(raw_scenes)}")
+    scenes = []
+    for position, raw in enumerate(raw_scenes):
+        try:
+            scenes.append(scene_from_json(raw))
+        except ValueError as exc:
+            sid = raw.get("id") if isinstance(raw, dict) else None
+            named = f" ({show(sid)})" if isinstance(sid, str) else ""
+            raise _Bad(f"scene {position}{named}: {exc}") from None
+    size = _grid_pair(_field(meta, "size", "the metadata"), "size")
+    stride = _grid_pair(_field(meta, "stride", "the metadata"), "stride")
+    edge = _field(meta, "edge", "the metadata")
+    if edge is not None and edge not in EDGES:
+        raise _Bad(f"'edge' must be null or one of {', '.join(EDGES)}, got {show(edge)}")
+    infos = _field(meta, "columns", "the metadata")
+    if not isinstance(infos, list):
+        raise _Bad(f"'columns' must be a list, got {show(infos)}")
+    specs = [_column_dtype(info, position) for position, info in enumerate(infos)]
+    names = [name for name, _, _ in specs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    missing = [n for n in WINDOW if n not in names]
+    if repeated or missing:
+        raise _Bad(f"'columns' repeats {repeated} and lacks {missing}")
+    columns: dict[str, np.ndarray] = {}
+    for name, dtype, k in specs:
+        found = table.schema.get_all_field_indices(name)
+        if len(found) != 1:
+            raise _Bad(f"column {name!r} is listed in the metadata but the table has {len(found)}")
+        columns[name] = _from_arrow(pa, table.column(found[0]), name, dtype, k)
+    _check_windows(columns, scenes, size, edge)
+    index = ChipIndex(scenes, columns, size=size, stride=stride, edge=edge)
+    found = table.schema.get_all_field_indices("chip_id")
+    if len(found) != 1 or not pa.types.is_string(table.schema.field(found[0]).type):
+        raise _Bad("the table must have one 'chip_id' column of strings")
+    stored = table.column(found[0]).to_pylist()
+    if stored != index.chip_ids:
+        bad = next(
+            (i for i, (a, b) in enumerate(zip(stored, index.chip_ids, strict=False)) if a != b),
+            min(len(stored), len(index)),
+        )
+        raise _Bad(
+            f"it is inconsistent: row {bad} has chip_id "
+            f"{show(stored[bad] if bad < len(stored) else None)} but its scene and window give "
+            f"{show(index.chip_ids[bad] if bad < len(index) else None)}; the file was edited"
+        )
+    return index
+
+
+def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> ChipIndex:
+    """Read an index written by :func:`save_index`, checking every value in it.
+
+    ``sign`` attaches a signer, as in :meth:`ChipIndex.build <geochips.ChipIndex.build>`:
+    by default (``"auto"``) hrefs on Planetary Computer storage are signed when read.
+
+    Nothing in the file is trusted. Every scene header is checked field by field (see
+    :func:`geochips.scene_json.scene_from_json`), every column's Arrow type against its
+    stored dtype (no nulls, no lossy casts), and every window, vectorised: at least 1x1,
+    in a scene of the file, inside it for ``edge="drop"``/``"shift"``, and for ``"pad"``
+    (or no edge policy) overlapping it and no larger than the scene or the chip size.
+    Finally the stored chip ids must equal the ones rebuilt from scenes and windows.
+
+    Raises:
+        IndexFileError: for any file that is missing, unreadable, not Parquet, not a
+            geochips index, of an unknown version or damaged; the message names the file,
+            the field (and the scene, for a scene field) and what was expected. No other
+            exception escapes for a damaged file.
+        ImportError: without pyarrow (``pip install geochips[parquet]``).
+    """
     pa, pq = _pyarrow()
     where = os.fspath(path)
     try:
         table = pq.read_table(where)
-    except (OSError, pa.ArrowException) as exc:
+        table.validate(full=True)  # e.g. strings that are not UTF-8, from flipped bytes
+    except Exception as exc:  # noqa: BLE001 - any failure to parse untrusted bytes
+        reason = "it does not exist" if isinstance(exc, FileNotFoundError) else str(exc)
         raise IndexFileError(
-            f"cannot read {where!r} as Parquet: {exc}. Give the path of a file written by "
+            f"cannot read {where!r} as Parquet: {reason}. Give the path of a file written by "
             "ChipIndex.save"
         ) from None
     raw = (table.schema.metadata or {}).get(b"geochips")
@@ -367,52 +459,29 @@ def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> Chip
         )
     try:
         meta = json.loads(raw)
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError(
-                f"format is {meta.get('format') if isinstance(meta, dict) else meta!r}"
-            )
-        if meta.get("version") != VERSION:
-            raise IndexFileError(
-                f"{where!r} is a geochips index of version {meta.get('version')!r}; this "
-                f"geochips reads version {VERSION}. Upgrade geochips or rebuild the index"
-            )
-        scenes = [scene_from_json(s) for s in _list(meta["scenes"], "scenes")]
-        columns: dict[str, np.ndarray] = {}
-        for info in _list(meta["columns"], "columns"):
-            name = _str(info["name"], "column name")
-            if name not in table.column_names:
-                raise ValueError(f"column {name!r} is listed in the metadata but missing")
-            columns[name] = _from_arrow(table.column(name), info)
-        size = meta["size"]
-        stride = meta["stride"]
-        index = ChipIndex(
-            scenes,
-            columns,
-            size=None if size is None else (int(size[0]), int(size[1])),
-            stride=None if stride is None else (int(stride[0]), int(stride[1])),
-            edge=meta["edge"],
-        )
-        stored = table.column("chip_id").to_pylist()
-    except IndexFileError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as exc:
-        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+    except (ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise IndexFileError(
-            f"{where!r} is not a valid geochips index ({what}). Rebuild it and save it again "
+            f"{where!r} is not a valid geochips index: its 'geochips' metadata is not JSON "
+            f"({type(exc).__name__}: {show(str(exc))}). Rebuild it and save it again with "
+            "ChipIndex.save"
+        ) from None
+    if isinstance(meta, dict) and "version" in meta and meta["version"] != VERSION:
+        raise IndexFileError(
+            f"{where!r} is a geochips index of version {show(meta['version'])}; this geochips "
+            f"reads version {VERSION}. Upgrade geochips or rebuild the index"
+        )
+    try:
+        index = _decode(pa, table, meta)
+    except _Bad as exc:
+        raise IndexFileError(
+            f"{where!r} is not a valid geochips index: {exc}. Rebuild it and save it again "
             "with ChipIndex.save"
         ) from None
-    if stored != index.chip_ids:
-        bad = (
-            next(i for i, (a, b) in enumerate(zip(stored, index.chip_ids, strict=True)) if a != b)
-            if len(stored) == len(index)
-            else 0
-        )
+    except Exception as exc:  # noqa: BLE001 - a check is missing; the file is still bad
         raise IndexFileError(
-            f"{where!r} is inconsistent: row {bad} has chip_id "
-            f"{stored[bad] if stored else None!r} but its scene and window give "
-            f"{index.chip_ids[bad] if len(index) else None!r}. The file was edited; rebuild "
-            "the index"
-        )
+            f"{where!r} is not a valid geochips index: unexpected {type(exc).__name__} while "
+            f"decoding it ({show(str(exc))}). Rebuild it and save it again with ChipIndex.save"
+        ) from exc
     # As ChipIndex.build does: "auto" signs Planetary Computer hrefs, and nothing else.
     index.signer = resolve_signer(sign, (h for scene in index.scenes for h in scene.hrefs))
     return index

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
@@ -307,3 +308,204 @@ def test_load_signs_planetary_computer_hrefs_by_default_as_build_does(tmp_path):
     assert ChipIndex.load(tmp_path / "pc.parquet", sign=None).signer is None
     with pytest.raises(InvalidParameterError, match="sign must be"):
         ChipIndex.load(tmp_path / "pc.parquet", sign="nope")
+
+
+# -- every value of a loaded file is checked ----------------------------------------------
+
+
+def _edit_scene(path, position, **fields):
+    def change(meta):
+        meta["scenes"][position].update(fields)
+        return meta
+
+    _edit_meta(path, change)
+
+
+def _set_key(key, value):
+    return lambda p: _edit_meta(p, lambda m: {**m, key: value})
+
+
+def _edit_column(path, name, change):
+    """Replace column ``name`` by ``change(array)`` (an Arrow array)."""
+    table = pq.read_table(path)
+    position = table.column_names.index(name)
+    column = table.column(name).combine_chunks()
+    pq.write_table(table.set_column(position, name, change(column)), path)
+
+
+def _set_value(name, row, value, type=None):
+    def change(column):
+        values = column.to_pylist()
+        values[row] = value
+        return pa.array(values, type or column.type)
+
+    return lambda p: _edit_column(p, name, change)
+
+
+def _edit_column_info(column, **fields):
+    def change(meta):
+        for info in meta["columns"]:
+            if info["name"] == column:
+                info.update(fields)
+        return meta
+
+    return lambda p: _edit_meta(p, change)
+
+
+def _nest(depth):
+    return lambda p: _edit_raw(p, b"[" * depth + b"]" * depth)
+
+
+SCENE_DAMAGE = [
+    ({"height": -1}, "scene 0 ('mosaic_cog1_ov0'): field 'height' must be an int in 1.."),
+    ({"height": 0}, "'height' must be an int in 1"),
+    ({"width": 10**30}, "'width' must be an int in 1"),
+    ({"width": 3.5}, "'width' must be an int"),
+    ({"hrefs": []}, "'hrefs' must be a non-empty list"),
+    ({"hrefs": "a.tif"}, "'hrefs' must be a list"),
+    ({"band_counts": [0]}, "'band_counts' must be an int in 1"),
+    ({"band_counts": [1, 2]}, "'band_counts' must be a list of 1 values"),
+    ({"assets": ["a", "b"]}, "'assets' must be empty or one value per href"),
+    ({"dtype": "uint9"}, "'dtype' must be one of uint8"),
+    ({"dtype": 16}, "'dtype' must be a string"),
+    ({"nodata": 70000}, "'nodata' must be an integer in the uint16 range"),
+    ({"nodata": 0.5}, "'nodata' must be an integer"),
+    ({"nodata": "0"}, "'nodata' must be a number"),
+    ({"overview_level": -1}, "'overview_level' must be an int in 0"),
+    ({"transform": [0, 0, 0, 0, 0, 0]}, "'transform' must be 6 finite values of an invertible"),
+    ({"transform": [float("nan")] * 6}, "'transform' must be a finite number"),
+    ({"transform": [1, 0, 0, 0, -1]}, "'transform' must be a list of 6 values"),
+    ({"transform": None}, "'transform' must be null exactly when georef is 'none'"),
+    ({"georef": "magic"}, "'georef' must be one of"),
+    ({"gcps": [[1, 2, 3]]}, "'gcps' must be a list of 4 values"),
+    ({"crs": "not a crs"}, "'crs' must be a CRS PROJ parses"),
+    ({"crs": ["EPSG:4326"]}, "'crs' must be a string"),
+    ({"block_shape": [0, 16]}, "'block_shape' must be an int in 1"),
+    ({"full_shape": [10]}, "'full_shape' must be a list of 2 values"),
+    ({"scales": [1.0]}, "'scales' must be empty or one value per band"),
+    ({"properties": []}, "'properties' must be a JSON object"),
+    ({"resampling": "blur"}, "'resampling' must be null or one of"),
+    ({"warped": [True]}, "'resampling' must be set when a file is warped"),
+    ({"id": ""}, "'id' must be a non-empty string"),
+]
+
+
+@pytest.mark.parametrize("fields, match", SCENE_DAMAGE)
+def test_every_scene_field_is_checked(index, tmp_path, fields, match):
+    target = tmp_path / "chips.parquet"
+    index[:10].save(target)
+    _edit_scene(target, 0, **fields)
+    with pytest.raises(IndexFileError, match="not a valid geochips index") as info:
+        ChipIndex.load(target)
+    message = str(info.value)
+    assert str(target) in message and match in message, message
+
+
+def test_gcp_scenes_need_three_gcps(index, tmp_path):
+    target = tmp_path / "chips.parquet"
+    index.save(target)
+    gcp = [s.id for s in index.scenes].index("cog_gcps")
+    _edit_scene(target, gcp, gcps=[[0, 0, 1, 1]])
+    with pytest.raises(IndexFileError, match=r"scene 2 \('cog_gcps'\): field 'gcps' must be at"):
+        ChipIndex.load(target)
+
+
+def test_nodata_must_fit_the_dtype(index, tmp_path):
+    target = tmp_path / "chips.parquet"
+    index.save(target)
+    byte = [s.id for s in index.scenes].index("RGB.byte")
+    _edit_scene(target, byte, nodata=-1)
+    with pytest.raises(IndexFileError, match="'nodata' must be an integer in the uint8 range"):
+        ChipIndex.load(target)
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (_set_key("size", [-5, 3]), "'size' must be null or 2 ints"),
+        (_set_key("stride", [1.5, 2]), "'stride' must be null or 2 ints"),
+        (_set_key("edge", "sideways"), "'edge' must be null or one of"),
+        (_set_key("scenes", "abc"), "'scenes' must be a list"),
+        (_set_key("scenes", [1, 2]), "scene 0: a scene must be a JSON object"),
+        (_set_key("columns", {"a": 1}), "'columns' must be a list"),
+        (_set_key("columns", []), "lacks ['scene', 'row_off', 'col_off', 'height', 'width']"),
+        (lambda p: _edit_meta(p, lambda m: [m]), "must be an object with format"),
+        (
+            lambda p: _edit_meta(p, lambda m: {k: v for k, v in m.items() if k != "size"}),
+            "no 'size'",
+        ),
+        (
+            lambda p: _edit_meta(p, lambda m: {k: v for k, v in m.items() if k != "version"}),
+            "'version' must be 1",
+        ),
+        (_nest(100_000), "metadata is not JSON (RecursionError"),
+        (lambda p: _edit_raw(p, b"\xff\xfe"), "metadata is not JSON"),
+        (_edit_column_info("row_off", dtype="<f8"), "column 'row_off': dtype must be"),
+        (_edit_column_info("row_off", dtype="not a dtype"), "column 'row_off': dtype must be"),
+        (_edit_column_info("valid_fraction", dtype="V8"), "column 'valid_fraction': dtype must be"),
+        (_edit_column_info("valid_fraction", dtype="<U999999"), "wider than 65536"),
+        (_edit_column_info("valid_fraction", shape=[-1]), "shape must be [] or [k]"),
+        (_edit_column_info("row_off", name="geometry"), "written from the scenes"),
+        (
+            _set_value("row_off", 0, 1.5, pa.float64()),
+            "column 'row_off': expected Arrow type int32",
+        ),
+        (_set_value("row_off", 0, None), "column 'row_off' has 1 null value"),
+        (
+            lambda p: _edit_column(p, "valid_fraction", lambda c: c.cast(pa.string())),
+            "'valid_fraction': expected Arrow type float for dtype float32, got string",
+        ),
+        (_set_value("label", 0, None), "column 'label' has 1 null value"),
+        (_set_value("label", 0, "validation"), "holds strings of 10 characters"),
+        (_set_value("height", 0, -1), "height=-1"),
+        (_set_value("height", 0, 0), "be at least 1x1"),
+        (_set_value("row_off", 0, 2**31 - 1), "edge='drop' windows must lie inside their scene"),
+        (_set_value("col_off", 1, 2**20), "row 1: window"),
+        (_set_value("col_off", 1, -1), "row 1: window"),
+        (_set_value("scene", 2, 99), "row 2 refers to scene 99 but the file has 4 scene(s)"),
+        (_set_value("scene", 2, -1), "row 2 refers to scene -1"),
+        (_set_value("chip_id", 2, None), "row 2 has chip_id None"),
+    ],
+)
+def test_every_grid_and_column_value_is_checked(index, tmp_path, damage, match):
+    target = tmp_path / "chips.parquet"
+    index[:10].with_columns(label=np.array(["ab", "c"] * 5)).save(target)
+    damage(target)
+    with pytest.raises(IndexFileError, match="not a valid geochips index") as info:
+        ChipIndex.load(target)
+    message = str(info.value)
+    assert str(target) in message and match in message, message
+    assert "unexpected" not in message  # a named check caught it, not the safety net
+
+
+def test_two_dimensional_columns_must_keep_their_arrow_type(index, tmp_path):
+    target = tmp_path / "chips.parquet"
+    part = index[:10]
+    part.with_columns(embedding=np.zeros((10, 3), np.float32)).save(target)
+    _edit_column(target, "embedding", lambda c: pa.array(c.to_pylist(), pa.list_(pa.float32())))
+    with pytest.raises(IndexFileError, match=r"fixed_size_list<float>\[3\]"):
+        ChipIndex.load(target)
+
+
+def _pad_index(tmp_path):
+    scene = scene_header("s", 50, 60, crs="EPSG:32618", transform=Affine(10, 0, 5e5, 0, -10, 4e6))
+    index = ChipIndex.from_scenes([scene], size=32, edge="pad")
+    target = tmp_path / "pad.parquet"
+    index.save(target)
+    return index, target
+
+
+def test_pad_windows_may_extend_past_the_scene_but_must_overlap_it(tmp_path):
+    index, target = _pad_index(tmp_path)
+    assert (index.column("row_off") + index.column("height")).max() > 50  # padded windows
+    assert_same(index, ChipIndex.load(target))
+    for column, value in (("row_off", 50), ("col_off", -32), ("height", 10**6)):
+        _pad_index(tmp_path)
+        _set_value(column, 0, value)(target)
+        with pytest.raises(IndexFileError, match="edge='pad' windows must overlap their scene"):
+            ChipIndex.load(target)
+
+
+def test_a_missing_file_is_an_index_file_error_that_says_so(tmp_path):
+    with pytest.raises(IndexFileError, match="does not exist"):
+        ChipIndex.load(tmp_path / "nowhere.parquet")
