@@ -147,7 +147,8 @@ def test_ranks_share_every_chip_once_in_equal_runs_of_whole_blocks(
     own = [list(dict.fromkeys(r)) for r in runs] if n >= replicas else runs[:n]
     assert sum(len(d) for d in own) == n
     if n >= replicas:
-        assert all(r[len(d) :] == [d[-1]] * (len(r) - len(d)) for r, d in zip(runs, own))
+        for r, d in zip(runs, own, strict=True):
+            assert r[len(d) :] == [d[-1]] * (len(r) - len(d))
     # Every rank's view of the partition is the same: the runs, in rank order, are the
     # epoch's order of all chips.
     assert [p for d in own for p in d] == samplers[0].epoch_order().tolist()
