@@ -117,6 +117,7 @@ class BlockShuffleSampler(DistributedSampler[int]):
         super().__init__(
             dataset, num_replicas=size, rank=this, shuffle=shuffle, seed=seed, drop_last=drop_last
         )
+        self._asked = (num_replicas, rank)
         bh, bw = pair
         scene = index.column("scene").astype(np.int64)
         rows = np.maximum(index.column("row_off").astype(np.int64), 0) // bh
@@ -139,10 +140,26 @@ class BlockShuffleSampler(DistributedSampler[int]):
         within = rng.random(len(self._block_of))
         return np.lexsort((within, block_rank[self._block_of]))
 
+    def _follow_group(self) -> None:
+        """Take the rank and world size not given from the process group, as it is now.
+
+        A sampler built before ``init_process_group`` (at the top of a script that
+        Lightning's "ddp" strategy relaunches, or pickled into ``mp.spawn`` processes)
+        would otherwise read every chip on every rank, unwrapped, as a world of one.
+        """
+        size, this = _group(*self._asked)
+        if (size, this) != (self.num_replicas, self.rank):
+            n = len(self._block_of)
+            self.num_replicas, self.rank = size, this
+            self.num_samples = n // size if self.drop_last else -(-n // size)
+            self.total_size = self.num_samples * size
+
     def __len__(self) -> int:
+        self._follow_group()
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
+        self._follow_group()
         order = self.epoch_order()
         n, size, this = len(order), self.num_replicas, self.rank
         if self.drop_last:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from affine import Affine
 
 import geochips
@@ -236,3 +238,78 @@ def test_lightning_wraps_a_plain_sampler_and_loses_the_locality(saved_index, tmp
         check_shares(index, train.chip_ids, per_rank)  # still sharded, but shuffled
         for ids in per_rank:
             assert locality(index, ids) < 0.5
+
+
+# -- a sampler built before the process group exists -------------------------------------
+
+
+def read_share(rank: int, sampler: BlockShuffleSampler, port: int, folder: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    sampler.set_epoch(3)
+    share = {"len": len(sampler), "order": list(sampler), "world": sampler.num_replicas}
+    dist.destroy_process_group()
+    Path(folder, f"rank{rank}.json").write_text(json.dumps(share))
+
+
+def test_a_sampler_built_before_the_group_follows_it_once_joined(
+    saved_index, tmp_path, monkeypatch
+):
+    # Built with no process group (a world of one), then pickled into 2 spawned ranks, as
+    # a DataLoader given to Lightning's "ddp_spawn" is: each rank reads its share only.
+    _, index = saved_index
+    sampler = BlockShuffleSampler(index, block=BLOCK, seed=0)
+    assert (sampler.num_replicas, len(sampler)) == (1, 128)
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # gloo on the loopback only
+    context = mp.start_processes(
+        read_share,
+        args=(sampler, free_port(), str(tmp_path)),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    try:
+        deadline = 60
+        while not context.join(timeout=1):
+            deadline -= 1
+            if deadline == 0:
+                pytest.fail("the spawned ranks did not finish in 60 s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.kill()
+    shares = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
+    assert [(s["len"], s["world"]) for s in shares] == [(64, 2), (64, 2)]
+    assert sorted(shares[0]["order"] + shares[1]["order"]) == list(range(128))
+    sampler.set_epoch(3)
+    assert shares[0]["order"] + shares[1]["order"] == sampler.epoch_order().tolist()
+
+
+# -- Lightning's decision, in one process --------------------------------------------------
+
+
+def test_lightning_keeps_our_sampler_and_wraps_a_plain_one(saved_index):
+    lightning = pytest.importorskip("lightning")
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+    from lightning.pytorch.trainer.states import RunningStage
+    from torch.utils.data import DataLoader, DistributedSampler, SubsetRandomSampler
+
+    _, index = saved_index
+    trainer = lightning.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False
+    )
+    connector = trainer._data_connector  # what fit() runs on each train/val loader
+    dataset = geochips.ChipDataset(index)
+    sampler = BlockShuffleSampler(index, block=BLOCK, num_replicas=2, rank=0)
+    ours = DataLoader(dataset, batch_size=4, sampler=sampler, collate_fn=geochips.collate)
+    assert connector._prepare_dataloader(ours, shuffle=True, mode=RunningStage.TRAINING) is ours
+    # Prediction re-creates the loader (to track indices): our sampler is carried over.
+    again = connector._prepare_dataloader(ours, shuffle=False, mode=RunningStage.PREDICTING)
+    assert again is not ours and again.batch_sampler.sampler is sampler
+    # Any other sampler is replaced: by a shuffling DistributedSampler for the built-in
+    # ones, by a wrapper that shuffles what it yields for the others.
+    shuffled = DataLoader(dataset, batch_size=4, shuffle=True)
+    shuffled = connector._prepare_dataloader(shuffled, shuffle=True, mode=RunningStage.TRAINING)
+    assert type(shuffled.sampler) is DistributedSampler and shuffled.sampler.shuffle
+    plain = DataLoader(dataset, batch_size=4, sampler=SubsetRandomSampler(range(len(dataset))))
+    wrapped = connector._prepare_dataloader(plain, shuffle=True, mode=RunningStage.TRAINING)
+    assert type(wrapped.sampler) is DistributedSamplerWrapper and wrapped.sampler.shuffle
