@@ -78,8 +78,10 @@ class BlockShuffleSampler(DistributedSampler[int]):
         shuffle: ``False`` yields the blocks in index order and their chips in index order
             (for validation: still one run of blocks per rank).
         num_replicas: number of ranks; default: the world size of the initialised
-            ``torch.distributed`` process group, else 1.
-        rank: this process's rank; default: its rank in that group, else 0.
+            ``torch.distributed`` process group, else 1, read again whenever the sampler
+            is iterated or measured (so one built before ``init_process_group`` follows
+            the group once joined).
+        rank: this process's rank; default: its rank in that group, else 0 (as above).
         drop_last: drop the last ``len(index) % num_replicas`` chips of the epoch's order
             instead of repeating one chip on the shorter ranks.
     """
