@@ -193,6 +193,7 @@ example.main(PlainSamplerData)
 
 
 def run_lightning(script: Path, path: str, report: Path) -> list[dict[str, object]]:
+    pytest.importorskip("lightning")
     run(
         [sys.executable, str(script), path, "--devices", "2", "--block", str(BLOCK),
          "--epochs", "2", "--report", str(report)],
