@@ -272,14 +272,16 @@ def _borrow(handle: Any, nbytes: int, payload: bytes) -> dict[str, Any]:
     """In the main process: the batch as a plain dict, its slot tensors on the lease."""
     mapping = _shm.borrow(handle, nbytes)
     lease = np.frombuffer(mapping, np.uint8)  # every leased tensor holds it, via the storage
-    weakref.finalize(lease, _free, mapping)  # holds the mapping, not the lease
+    weakref.finalize(lease, _free, mapping, os.getpid())  # holds the mapping, not the lease
     batch: dict[str, Any] = _Borrower(
         io.BytesIO(payload), torch.from_numpy(lease).untyped_storage()
     ).load()
     return batch
 
 
-def _free(mapping: Any) -> None:
+def _free(mapping: Any, borrower: int) -> None:
+    if os.getpid() != borrower:
+        return  # a forked child's copy of the batch: the borrower still holds the original
     with _free_lock:
         freed = np.frombuffer(mapping, np.uint32, count=1)
         freed += 1  # wraps at 2**32, as the worker's count of leases sent does

@@ -5,6 +5,7 @@ import collections
 import copy
 import gc
 import io
+import multiprocessing
 import pickle
 import weakref
 from multiprocessing.reduction import ForkingPickler
@@ -226,6 +227,25 @@ def test_a_batch_sent_twice_needs_both_leases_freed():
     gc.collect()
     assert not slot.reusable()
     del second
+    gc.collect()
+    assert slot.reusable()
+
+
+def drop(box):
+    box.clear()
+    gc.collect()
+
+
+def test_a_forked_child_dropping_its_copy_of_a_batch_frees_nothing():
+    slot, batch = slot_batch()
+    box = [received(batch)]
+    del batch
+    child = multiprocessing.get_context("fork").Process(target=drop, args=(box,))
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    assert not slot.reusable()  # the batch in this process is still alive
+    box.clear()
     gc.collect()
     assert slot.reusable()
 
