@@ -73,15 +73,24 @@ def run(dataset, collate_fn, context="fork", epochs=2, keep=whole):
     return held
 
 
-def mapped_file(tensor):
-    """The inode of the shared-memory file ``tensor``'s memory is mapped from (Linux)."""
+def mapping(tensor):
+    """The inode and name of the file ``tensor``'s memory is mapped from (Linux)."""
     address = tensor.data_ptr()
     for line in Path("/proc/self/maps").read_text().splitlines():
-        span, _, _, _, inode, *_ = line.split()
+        span, _, _, _, inode, *name = line.split()
         start, end = (int(a, 16) for a in span.split("-"))
         if start <= address < end:
-            return int(inode)
+            return int(inode), " ".join(name)
     raise AssertionError(f"address {address:#x} is not mapped")
+
+
+def mapped_file(tensor):
+    return mapping(tensor)[0]
+
+
+def in_slot(tensor):
+    """Whether ``tensor`` views a worker's slot itself (a lease: no copy on the way)."""
+    return mapping(tensor)[1].startswith("/memfd:geochips-batch")
 
 
 # -- collate_fns users write (module level: spawn pickles them) ---------------------------
@@ -359,3 +368,15 @@ def test_workers_create_few_slots_whatever_the_collate_fn_returns(dataset, colla
     # Batches dropped as they come: the lease ones come back, the others were copies.
     allocated = max(n for _, n in run(dataset, counted(collate_fn), keep=lambda b: (None, b[1])))
     assert allocated <= slots.MAX_SLOTS  # without reuse: one for each of its 54 batches
+
+
+@pytest.mark.parametrize("collate_fn", [geochips.collate, nested])
+def test_a_lease_reaches_the_main_process_without_a_copy(dataset, collate_fn):
+    held = run(dataset, collate_fn, epochs=1)
+    images = [b["image"] if "image" in b else b["inputs"]["image"] for b in held]
+    assert all(map(in_slot, images))
+
+
+def test_a_slot_tensor_sent_outside_a_lease_is_a_copy(dataset):
+    held = run(dataset, as_tuple, epochs=1)
+    assert not any(in_slot(image) for image, _ in held)  # torch's fresh shared memory
