@@ -4,7 +4,10 @@ any tensor of the batch in them."""
 import collections
 import copy
 import gc
+import io
+import multiprocessing
 import pickle
+import weakref
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
@@ -62,7 +65,50 @@ def mapped_file(tensor):
     raise AssertionError(f"address {address:#x} is not mapped")
 
 
-# -- one process: the lease and the header byte -------------------------------------------
+# -- the torch behaviour slots rely on (public, but pinned here) ---------------------------
+
+
+def test_a_storage_from_numpy_holds_the_array_while_any_view_lives():
+    """A slot's hold (worker) and a lease (main process) are NumPy arrays held this way."""
+    hold = np.zeros(4096, np.uint8)
+    watch = weakref.ref(hold)
+    storage = torch.from_numpy(hold).untyped_storage()
+    tensor = torch.empty(0, dtype=torch.int32).set_(storage, 16, (4, 4), (4, 1))
+    assert tensor._base is None  # collate tells slot tensors from stacked rows by _base
+    del hold, storage
+    view = tensor[1:]
+    array = view.numpy()
+    again = torch.from_numpy(array)
+    del tensor, view, array
+    gc.collect()
+    assert watch() is not None
+    del again
+    gc.collect()
+    assert watch() is None
+
+
+def test_torch_copies_a_tensor_on_unshared_memory_when_it_pickles_it():
+    """So a slot tensor torch sends itself reaches the other process as a copy."""
+    hold = np.zeros(4096, np.uint8)
+    watch = weakref.ref(hold)
+    tensor = torch.from_numpy(hold)[64:80].view(torch.int32)
+    tensor.fill_(5)
+    got = received(tensor)
+    hold[:] = 1  # the memory torch was given is rewritten
+    assert got.tolist() == [5] * 4 and tensor.tolist() == [5] * 4  # both moved to a copy
+    del hold
+    gc.collect()
+    assert watch() is None  # and the original memory is no longer held
+
+
+def test_torch_pickler_uses_the_registered_reducer_of_a_dict_subclass():
+    slot, batch = slot_batch()
+    assert ForkingPickler(io.BytesIO()).dispatch_table[slots.SlotBatch] is slots._lend
+    assert type(pickle.loads(pickle.dumps(batch))) is dict  # plain pickle: by value
+    assert slot.sent == 0
+
+
+# -- one process: the lease and the header count ------------------------------------------
 
 
 def slot_batch():
@@ -74,9 +120,15 @@ def slot_batch():
     return slot, slots.SlotBatch({"image": image, "valid": valid, "chip_id": ["a", "b"]}, slot)
 
 
-def received(batch):
-    """The batch as the main process gets it from a worker (torch's pickler, fd passing)."""
-    return pickle.loads(ForkingPickler.dumps(batch))
+def received(obj):
+    """``obj`` as the main process gets it from a worker (torch's pickler, fd passing)."""
+    return pickle.loads(ForkingPickler.dumps(obj))
+
+
+def overwrite(slot):
+    """Reuse the slot as the worker would, with values no batch had."""
+    assert slot.reusable()
+    slot.tensors([((slot.nbytes - slots.HEADER,), torch.uint8)])[0].fill_(255)
 
 
 def test_a_slot_is_free_once_every_tensor_and_array_of_its_batch_is_gone():
@@ -105,7 +157,7 @@ def test_a_copy_does_not_hold_the_slot():
     kept = got["image"].clone(), got["valid"].numpy().copy()
     del got
     gc.collect()
-    assert slot.reusable()
+    overwrite(slot)
     np.testing.assert_array_equal(kept[0].numpy().ravel(), np.arange(32))
 
 
@@ -117,8 +169,7 @@ def test_a_batch_moved_on_to_shared_memory_keeps_its_values_and_frees_the_slot()
     image.share_memory_()  # as when the main process sends the batch on to another process
     del got
     gc.collect()
-    assert slot.reusable()
-    slot.tensors([((2, 1, 4, 4), torch.int32)])[0].fill_(-1)  # the worker reuses the slot
+    overwrite(slot)
     np.testing.assert_array_equal(image.numpy().ravel(), np.arange(32))
 
 
@@ -126,22 +177,77 @@ def test_a_tensor_the_worker_still_holds_keeps_the_slot():
     slot, batch = slot_batch()
     image = batch["image"]
     del batch
-    slot.storage[0] = slots.FREE  # as if the main process were done with it
     assert not slot.reusable()
     del image
+    assert slot.reusable()  # never sent: nothing but this process could see it
+
+
+def test_tensors_anywhere_in_the_batch_are_leased_wherever_they_sit():
+    slot, batch = slot_batch()
+    image = batch.pop("image")
+    batch["inputs"] = {"image": image, "crop": [image[:, :, 1:3, ::2]]}
+    batch["pair"] = Pair(image[1], batch["chip_id"])
+    batch["same"] = image  # twice in the batch: one tensor in the main process
+    del image
+    got = received(batch)
+    del batch
+    gc.collect()
+    assert got["same"] is got["inputs"]["image"]
+    kept = got["pair"].image
+    crop = got["inputs"]["crop"][0]
+    assert crop.stride() == (16, 16, 4, 2)
+    del got
+    gc.collect()
+    assert not slot.reusable()
+    del kept, crop
+    gc.collect()
     assert slot.reusable()
 
 
-def test_a_batch_changed_after_collate_is_sent_as_tensors_and_keeps_its_slot():
+Pair = collections.namedtuple("Pair", "image chip_id")
+
+
+def test_a_slot_tensor_sent_outside_its_batch_is_a_copy():
     slot, batch = slot_batch()
-    batch["crop"] = batch["image"][:, :, :2]  # a view of the slot the lease would not cover
-    got = received(batch)
+    view, got = received((batch["image"][1], batch))  # the view first, then the batch
     del batch
-    assert not isinstance(got, slots.SlotBatch)
-    np.testing.assert_array_equal(got["crop"].numpy(), got["image"][:, :, :2].numpy())
-    del got
     gc.collect()
-    assert not slot.reusable()  # never freed: the worker forgets it after MAX_SLOTS batches
+    assert slot.reusable()  # the view was copied; the batch's tensors moved with it
+    overwrite(slot)
+    np.testing.assert_array_equal(view.numpy().ravel(), np.arange(16, 32))
+    np.testing.assert_array_equal(got["image"].numpy().ravel(), np.arange(32))
+
+
+def test_a_batch_sent_twice_needs_both_leases_freed():
+    slot, batch = slot_batch()
+    first, second = received(batch), received(batch)
+    del batch
+    assert slot.sent == 2
+    del first
+    gc.collect()
+    assert not slot.reusable()
+    del second
+    gc.collect()
+    assert slot.reusable()
+
+
+def drop(box):
+    box.clear()
+    gc.collect()
+
+
+def test_a_forked_child_dropping_its_copy_of_a_batch_frees_nothing():
+    slot, batch = slot_batch()
+    box = [received(batch)]
+    del batch
+    child = multiprocessing.get_context("fork").Process(target=drop, args=(box,))
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    assert not slot.reusable()  # the batch in this process is still alive
+    box.clear()
+    gc.collect()
+    assert slot.reusable()
 
 
 def test_copies_in_the_worker_take_no_lease():
@@ -151,7 +257,7 @@ def test_copies_in_the_worker_take_no_lease():
     assert deep["image"].data_ptr() != batch["image"].data_ptr()
     del shallow, deep, batch
     gc.collect()
-    assert not slot.reusable()  # only the main process frees a slot
+    assert slot.sent == 0 and slot.reusable()
 
 
 def test_the_pool_reuses_free_slots_and_forgets_the_oldest():
@@ -159,9 +265,13 @@ def test_the_pool_reuses_free_slots_and_forgets_the_oldest():
     specs = [((3, 8), torch.uint16)]
     first = pool.tensors(specs)[0]
     slot = pool.find(first)
+    got = received(slots.SlotBatch({"image": first}, slot))
     del first
-    slot.storage[0] = slots.FREE
-    assert pool.find(pool.tensors(specs)[0]) is slot  # reused
+    assert not slot.reusable()  # the main process holds the batch
+    del got
+    gc.collect()
+    reused = pool.tensors(specs)[0]
+    assert pool.find(reused) is slot and pool.allocated == 1
     held = [pool.tensors(specs)[0] for _ in range(slots.MAX_SLOTS)]  # all busy
     assert len(pool.slots) == slots.MAX_SLOTS and slot not in pool.slots
     assert len({t.data_ptr() for t in held}) == slots.MAX_SLOTS
@@ -172,9 +282,7 @@ def test_the_pool_keeps_one_spare_free_slot():
     specs = [((3, 8), torch.uint16)]
     burst = [pool.tensors(specs)[0] for _ in range(4)]  # four batches held at once
     assert len(pool.slots) == 4
-    for tensor in burst:
-        pool.find(tensor).storage[0] = slots.FREE
-    del burst, tensor
+    del burst
     pool.tensors(specs)  # reuses one, keeps one spare, releases the other two
     assert len(pool.slots) == 1 + slots.SPARE
 
@@ -231,13 +339,14 @@ def test_transformed_samples_are_stacked_into_reused_slots(dataset):
 
 
 @pytest.mark.slow
-def test_without_a_use_count_workers_send_fresh_memory(dataset, monkeypatch):
-    monkeypatch.setattr(slots, "_use_count", None)  # inherited by the forked workers
+def test_opting_out_gives_workers_plain_memory(dataset, monkeypatch):
+    monkeypatch.setenv("GEOCHIPS_REUSE_BATCH_MEMORY", "0")  # inherited by the workers
     files = set()
     for batch in epochs(loader(dataset, multiprocessing_context="fork"), count=1):
+        assert type(batch) is dict
         check(dataset, batch["chip_id"], batch["image"], batch["valid"])
         files.add(mapped_file(batch["image"]))
-    # A file for each batch: nothing is reused (tmpfs numbers its inodes in sequence).
+    # A file for each batch: torch moves each batch to fresh shared memory.
     assert len(files) == 27
 
 
