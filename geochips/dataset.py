@@ -142,6 +142,10 @@ class ChipDataset(Dataset[Sample]):
         threads: threads reading the chips of one batch in ``__getitems__``; ``None``
             picks 8 for remote scenes, and for local ones the CPU count in the main
             process and 1 inside DataLoader workers (the workers already use the cores).
+        reuse_batch_memory: in DataLoader workers, read batches into shared memory the
+            worker reuses (:mod:`geochips.slots`); ``False`` gives plain memory, which torch
+            copies into fresh shared memory for every batch, as does the environment
+            variable ``GEOCHIPS_REUSE_BATCH_MEMORY=0`` for every dataset.
         sign: replaces the index's signer (kept when not given): ``None`` reads hrefs
             as they are; ``"auto"``, ``"planetary-computer"`` or a callable as in
             :meth:`ChipIndex.build`.
@@ -169,6 +173,7 @@ class ChipDataset(Dataset[Sample]):
         max_open: int = 8,
         gdal_options: Mapping[str, Any] | None = None,
         threads: int | None = None,
+        reuse_batch_memory: bool = True,
         sign: SignSpec = _UNSET,
         retries: int = READ_RETRIES,
         verify: bool | None = None,
@@ -190,6 +195,7 @@ class ChipDataset(Dataset[Sample]):
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InvalidParameterError(f"threads must be None or an int >= 1, got {threads!r}")
         self.threads = threads
+        self.reuse_batch_memory = reuse_batch_memory
         signer = (
             index.signer
             if sign is _UNSET
@@ -294,9 +300,12 @@ class ChipDataset(Dataset[Sample]):
         scene_pos, window = self.index.locate(first)
         shape = (len(positions), self._band_count(scene_pos), window.height, window.width)
         dtype = _TORCH[self._out_dtypes[scene_pos].name]
+        reuse = self.reuse_batch_memory
         if not self.with_valid:
-            return slots.empty([(shape, dtype)])[0], None
-        images, valids = slots.empty([(shape, dtype), ((shape[0], 1, *shape[2:]), torch.bool)])
+            return slots.empty([(shape, dtype)], reuse=reuse)[0], None
+        images, valids = slots.empty(
+            [(shape, dtype), ((shape[0], 1, *shape[2:]), torch.bool)], reuse=reuse
+        )
         return images, valids
 
     def _read_into(self, job: tuple[int, torch.Tensor, torch.Tensor | None]) -> Sample:

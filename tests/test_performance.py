@@ -22,6 +22,7 @@ from geochips import (
     collate,
     find_sources,
     read_headers,
+    slots,
 )
 from geochips.dataset import _bounds, _chip_transform
 
@@ -143,7 +144,8 @@ def test_remote_headers_and_threaded_reads_make_no_failed_probes(make_scene, ran
 
 def _collate_in_worker(samples):
     batch = collate(samples)
-    return batch["image"].is_shared(), batch["image"]
+    batch["in_slot"] = isinstance(batch, slots.SlotBatch) and batch.slot.place(batch["image"])
+    return batch
 
 
 def test_workers_stack_batches_in_shared_memory(make_scene):
@@ -154,9 +156,9 @@ def test_workers_stack_batches_in_shared_memory(make_scene):
     with rasterio.open(path) as src:
         full = src.read()
     seen = 0
-    for shared, images in loader:
-        assert shared
-        for image in images:
+    for batch in loader:
+        assert batch["in_slot"]  # sent as a lease: the main process maps the slot itself
+        for image in batch["image"]:
             r, c = divmod(seen, 4)
             np.testing.assert_array_equal(
                 image.numpy(), full[:, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16]
@@ -164,6 +166,18 @@ def test_workers_stack_batches_in_shared_memory(make_scene):
             seen += 1
     assert seen == len(dataset) == 8
     assert not collate([dataset[0]])["image"].is_shared()  # outside workers: plain memory
+
+
+@pytest.mark.slow
+def test_workers_can_be_told_not_to_reuse_batch_memory(make_scene):
+    path = make_scene(height=32, width=64, count=2)
+    dataset = ChipDataset(ChipIndex.build([path], size=16), reuse_batch_memory=False)
+    loader = DataLoader(dataset, batch_size=4, num_workers=1, collate_fn=_collate_in_worker)
+    with rasterio.open(path) as src:
+        full = src.read()
+    batches = list(loader)
+    assert not any(b["in_slot"] for b in batches)
+    assert np.array_equal(batches[0]["image"][1].numpy(), full[:, :16, 16:32])
 
 
 def test_chip_geometry_in_plain_floats_equals_affine_products():
