@@ -389,7 +389,12 @@ def test_a_transient_fault_in_a_batch_leaves_every_chip_right(folder, server):
 
 
 def all_batches(loader: DataLoader, epochs: int) -> list[Any]:
-    return [batch for _ in range(epochs) for batch in loader]
+    try:
+        return [batch for _ in range(epochs) for batch in loader]
+    finally:
+        # The persistent workers stop here, even when a batch failed (see first_batch).
+        if loader._iterator is not None:  # type: ignore[attr-defined]
+            loader._iterator._shutdown_workers()  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
