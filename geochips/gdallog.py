@@ -32,6 +32,9 @@ _STATUS = re.compile(r"response_code=(\d{3})|HTTP (?:error|response) code:? ?(\d
 _TRANSPORT = re.compile(r"response_code=\d+, msg=(.+)$")
 _SHORT = re.compile(r"got (\d+) bytes, expected (\d+)")
 _MISSING = re.compile(r"No such file or directory|does not exist in the file system")
+_NO_RANGE = re.compile(r"Range downloading not supported", re.IGNORECASE)
+# A query string in GDAL's text (it names files by their signed URL): dropped whole.
+_QUERY = re.compile(r"\?[^\s'\"]*")
 
 
 class _Messages(logging.Filter):
@@ -119,13 +122,32 @@ class capture:
             _restore(self.logger)
 
 
+def clean(text: str) -> str:
+    """GDAL's ``text`` without query strings, where signed URLs carry their token."""
+    return _QUERY.sub("", hrefs.redact_text(text))
+
+
 def decode_warnings(records: list[tuple[int, str]]) -> list[str]:
-    """Return the warnings of ``records`` that say the pixels may be wrong (redacted)."""
+    """Return the warnings of ``records`` that say the pixels may be wrong (cleaned)."""
     return [
-        hrefs.redact_text(text)
+        clean(text)
         for level, text in records
         if level == logging.WARNING and not _BENIGN.search(text)
     ]
+
+
+def warned_cause(records: list[tuple[int, str]]) -> Cause | None:
+    """The cause to refuse a read that returned but warned, or ``None`` when it is good.
+
+    A server that ignores HTTP Range is worth a retry (GDAL warns, then makes do); any
+    other warning means the decoded pixels may be wrong (corrupt JPEG data).
+    """
+    warned = decode_warnings(records)
+    if not warned:
+        return None
+    if any(_NO_RANGE.search(text) for text in warned):
+        return Cause("range", "; ".join(warned))
+    return Cause("decode", "GDAL warned while decoding: " + "; ".join(warned))
 
 
 @dataclass(frozen=True)
@@ -133,8 +155,8 @@ class Cause:
     """Why a read failed, as far as GDAL said."""
 
     kind: str
-    """``"http"``, ``"timeout"``, ``"transport"``, ``"short"``, ``"missing"``, ``"decode"``
-    or ``"unknown"``."""
+    """``"http"``, ``"timeout"``, ``"transport"``, ``"short"``, ``"range"``, ``"missing"``,
+    ``"decode"`` or ``"unknown"``."""
     text: str
     """GDAL's own words (redacted), shortest first."""
     status: int | None = None
@@ -154,10 +176,10 @@ _FINAL_STATUS = frozenset({400, 401, 404, 405, 410, 416})
 
 def diagnose(error_text: str, records: list[tuple[int, str]], remote: bool) -> Cause:
     """Return the cause of a failed read from GDAL's error chain and the records around it."""
-    lines = [hrefs.redact_text(text) for _, text in records]
+    lines = [clean(text) for _, text in records]
     status = None
     transport = None
-    text = hrefs.redact_text(error_text)
+    text = clean(error_text)
     for line in [*lines, text]:
         match = _STATUS.search(line)
         if match and int(match.group(1) or match.group(2)) >= 400:
@@ -176,9 +198,9 @@ def diagnose(error_text: str, records: list[tuple[int, str]], remote: bool) -> C
     short = _SHORT.search(text)
     if short and remote:
         return Cause("short", text)
-    warned = decode_warnings(records)
-    if warned:
-        return Cause("decode", "; ".join(warned))
+    warned = warned_cause(records)
+    if warned is not None:
+        return Cause(warned.kind, f"{warned.text} ({text})")
     return Cause("unknown" if remote else "decode", text)
 
 
@@ -212,6 +234,11 @@ def advice(cause: Cause, *, remote: bool, signed: bool, options: dict[str, str |
             f"{options.get('GDAL_HTTP_LOW_SPEED_LIMIT')} B/s (or GDAL_HTTP_TIMEOUT="
             f"{options.get('GDAL_HTTP_TIMEOUT')} s); raise them in gdal_options= on a slow "
             "network"
+        )
+    if cause.kind == "range":
+        return (
+            "The server ignored HTTP Range requests (it sent whole files): serve the files "
+            "from one that honours them, as COG readers need"
         )
     if cause.kind in ("transport", "short"):
         return "The connection kept breaking: check the network or the server, then retry"

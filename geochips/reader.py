@@ -323,11 +323,10 @@ class Reader:
             if error_text:
                 cause = gdallog.diagnose(error_text, records, remote)
             else:
-                warned = gdallog.decode_warnings(records)
-                if not warned:
+                # GDAL may return pixels and only warn: a corrupt JPEG tile decodes wrong.
+                cause = gdallog.warned_cause(records)
+                if cause is None:
                     return data
-                # GDAL decoded the tile but warned: its pixels may be wrong (corrupt JPEG).
-                cause = gdallog.Cause("decode", "GDAL warned while decoding: " + "; ".join(warned))
             if cause.persistent or attempt + 1 == attempts:
                 break
             if cause.kind == "http" and attempt > 0 and not (cause.status == 403 and signed):
