@@ -380,3 +380,32 @@ def test_a_lease_reaches_the_main_process_without_a_copy(dataset, collate_fn):
 def test_a_slot_tensor_sent_outside_a_lease_is_a_copy(dataset):
     held = run(dataset, as_tuple, epochs=1)
     assert not any(in_slot(image) for image, _ in held)  # torch's fresh shared memory
+
+
+def die_on_chip_five(sample):
+    if sample["chip_id"].endswith("/0/40/32x32"):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return sample
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_killed_worker_ends_the_epoch_with_an_error_not_a_hang(make_scene, context):
+    # The worker dies holding batch slots; the main process must learn of it (torch checks
+    # its workers every few seconds) and keep every batch it already has intact.
+    path = make_scene(height=96, width=96, count=1, blocksize=32)
+    dataset = ChipDataset(ChipIndex.build([path], size=32, stride=8), transform=die_on_chip_five)
+    loader = DataLoader(
+        dataset,
+        batch_size=4,
+        num_workers=2,
+        collate_fn=geochips.collate,
+        multiprocessing_context=context,
+    )
+    kept = []
+    with pytest.raises(RuntimeError, match="DataLoader worker .* exited unexpectedly|killed"):
+        for batch in loader:
+            kept.append(batch)
+    check(dataset, [c for b in kept for c in b["chip_id"]], [i for b in kept for i in b["image"]])
