@@ -208,8 +208,8 @@ class Reader:
         grid = (scene.crs, tuple(scene.transform or ()), scene.height, scene.width)
         return scene.hrefs[file], (scene.file_level(file), grid, scene.resampling)
 
-    def _handle(self, scene: Scene, file: int) -> tuple[Handle, str]:
-        """Return the cached handle of ``file`` (opened on first use) and its signed path."""
+    def _handle(self, scene: Scene, file: int) -> Handle:
+        """Return the cached handle of ``file``, opened (and checked) on first use."""
         cache = self._cache()
         href = scene.hrefs[file]
         key = self._key(scene, file)
@@ -221,7 +221,7 @@ class Reader:
         if handle is None:
             handle = self._open(scene, file, path)
             cache.put(key, handle, path)
-        return handle, path
+        return handle
 
     def _open(self, scene: Scene, file: int, path: str) -> Handle:
         """Open ``file`` of ``scene``, checking it still matches the header the index holds."""
@@ -265,16 +265,14 @@ class Reader:
         (:mod:`geochips.gdallog`).
         """
         if not fresh:
-            handle, _ = self._handle(scene, file)
-            data: np.ndarray = handle.read(indexes, window=inner, out=out)
+            data: np.ndarray = self._handle(scene, file).read(indexes, window=inner, out=out)
             return data
         self._cache().discard(self._key(scene, file))
         with rasterio.Env(CPL_DEBUG="ON"):
             href = scene.hrefs[file]
             if hrefs.is_remote(href):
                 self._forget_downloads(self.signer(href) if self.signer is not None else href)
-            handle, _ = self._handle(scene, file)
-            data = handle.read(indexes, window=inner, out=out)
+            data = self._handle(scene, file).read(indexes, window=inner, out=out)
         return data
 
     def _forget_downloads(self, path: str) -> None:
@@ -312,7 +310,6 @@ class Reader:
         made = 0
         for attempt in range(attempts):
             made = attempt + 1
-            records: list[tuple[int, str]] = []
             error_text = ""
             try:
                 with gdallog.capture(debug=attempt > 0) as records:
