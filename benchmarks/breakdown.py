@@ -8,7 +8,7 @@ Sentinel-1-like scene of the recorded run (``data.py``; its 171 MB of decoded ti
 overflow the 128 MB block cache, so every read decodes), interleaved and repeated (best
 run kept), in one process. The last rows read in one worker process, as a DataLoader
 worker does: a forked child with its batch tensors in plain memory or in fresh shared
-memory for every batch (what a worker paid before geochips.slots), then a real DataLoader
+memory for every batch (what a worker paid before geochips.loading.slots), then a real DataLoader
 worker, whose batch slots the main process frees and the worker reuses.
 """
 
@@ -165,7 +165,7 @@ def worker_rates(index: geochips.ChipIndex, repeat: int) -> dict[str, float]:
             pass
 
     epoch()  # starts the worker
-    name = 'DataLoader, 1 worker, `dtype="uint16"`, batch slots reused (geochips.slots)'
+    name = 'DataLoader, 1 worker, `dtype="uint16"`, batch slots reused (geochips.loading.slots)'
     rates[name] = best_rates({"run": epoch}, len(ds), repeat)["run"]
     return rates
 

@@ -251,7 +251,7 @@ def gc_loader2_u16(plan: Plan) -> dict[str, Any]:
 
 
 def server_log(plan: Plan, reset: bool) -> list[dict[str, Any]]:
-    """The requests geochips.localserver recorded (``/__log__``), optionally starting anew."""
+    """The requests support.localserver recorded (``/__log__``), optionally starting anew."""
     url = plan["base_url"] + "/__log__" + ("?reset=1" if reset else "")
     log: dict[str, Any] = json.loads(urllib.request.urlopen(url).read())
     return list(log["requests"])
@@ -311,7 +311,8 @@ def latency_batch(plan: Plan) -> dict[str, Any]:
 @case
 def headers(plan: Plan) -> dict[str, Any]:
     """Header reads of many remote scenes, one by one and concurrently (distinct URLs)."""
-    from geochips import find_sources, read_headers
+    from geochips.io.headers import read_headers
+    from geochips.sources import find_sources
 
     out: dict[str, Any] = {}
     for key, workers in (("sequential", 1), ("workers_8", 8), ("workers_32", 32)):

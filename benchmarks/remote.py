@@ -1,4 +1,4 @@
-"""Remote reads through a loopback HTTP server (geochips.localserver), side by side.
+"""Remote reads through a loopback HTTP server (support.localserver), side by side.
 
 Measured: chips/s over ``/vsicurl/``; HTTP requests and bytes per chip against the
 compressed bytes of the tiles each chip covers (TileByteCounts, read through GDAL's
@@ -20,14 +20,16 @@ from typing import Any
 import data
 import rasterio
 
-from geochips.localserver import ServerProcess
+# The loopback servers are test infrastructure (tests/support), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.localserver import ServerProcess  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
 @contextmanager
 def server(latency: float) -> Iterator[str]:
-    """Serve benchmarks/.data from geochips.localserver in its own process; yield its URL."""
+    """Serve benchmarks/.data from support.localserver in its own process; yield its URL."""
     with ServerProcess(data.DATA_DIR, latency=latency) as running:
         yield running.url
 

@@ -78,7 +78,7 @@ def grid_plan(
 ) -> dict[str, Any]:
     """The windows of a grid, as geochips indexes them, in a fixed (shuffled) order."""
     import geochips
-    from geochips.blocks import check_alignment
+    from geochips.tiles import check_alignment
 
     index = geochips.ChipIndex.build([str(p) for p in scenes], size=size, stride=stride)
     positions = np.arange(len(index))
@@ -168,7 +168,7 @@ def local_section(args: argparse.Namespace, grids: list[dict[str, Any]]) -> list
                 f"{r['chips_per_s'] / limit:.2f} | {r['first_s']:.3f} | "
                 f"{r['rss_mb']:.0f}{workers} |"
             )
-    return [*lines, "", "Tiles (`geochips.blocks.check_alignment`):", "", *notes]
+    return [*lines, "", "Tiles (`geochips.tiles.check_alignment`):", "", *notes]
 
 
 def memory_section(args: argparse.Namespace) -> list[str]:

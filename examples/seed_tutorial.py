@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +29,12 @@ import pystac
 from torch.utils.data import DataLoader
 
 import geochips
+
+# The loopback servers are test infrastructure (tests/support), not part of the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.localserver import ServerProcess  # noqa: E402
+
 from geochips import sample_data
-from geochips.localserver import ServerProcess
 
 # The two scenes of the tutorial (Osaka and Tokyo, June 2022).
 ITEM_URLS = [

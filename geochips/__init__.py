@@ -9,11 +9,16 @@
     ds = geochips.ChipDataset(index)                 # reads each window lazily
     loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=2,
                         collate_fn=geochips.collate)  # batch["image"]: (16, C, 512, 512)
+
+The index layer (build, select, split, save, load) never imports torch: the names of the
+loading layer (:mod:`geochips.loading`) are imported on first use (PEP 562), so
+``import geochips`` stays light where no model runs (an index server, the CLI's ``index``).
 """
 
-from geochips.checksums import record_checksums
-from geochips.collate import collate
-from geochips.dataset import ChipDataset, Sample
+import importlib
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from geochips.errors import (
     ChipNotFoundError,
     CollateError,
@@ -31,18 +36,61 @@ from geochips.errors import (
     TileAlignmentWarning,
     TransformError,
 )
-from geochips.filters import estimate_valid, filter_aoi
 from geochips.index import Chip, ChipIndex
-from geochips.leakage import LeakageReport, check_leakage
-from geochips.samplers import BlockShuffleSampler
-from geochips.scenes import Scene, read_header, read_headers
-from geochips.sources import SceneSource, find_sources
-from geochips.splits import SplitReport, Splits, spatial_split
+from geochips.scene import Scene
+from geochips.select.aoi import filter_aoi
+from geochips.select.checksums import record_checksums
+from geochips.select.leakage import LeakageReport, check_leakage
+from geochips.select.splits import SplitReport, Splits, spatial_split
+from geochips.select.valid import estimate_valid
+from geochips.tiles import AlignmentReport, check_alignment
 from geochips.windows import ChipWindow
+
+if TYPE_CHECKING:
+    from geochips.loading.collate import collate
+    from geochips.loading.dataset import ChipDataset, Sample
+    from geochips.loading.samplers import BlockShuffleSampler
 
 __version__ = "0.1.0"
 
+# Names of the loading layer: importing them imports torch.
+_LOADING = {
+    "BlockShuffleSampler": "geochips.loading.samplers",
+    "ChipDataset": "geochips.loading.dataset",
+    "Sample": "geochips.loading.dataset",
+    "collate": "geochips.loading.collate",
+}
+# Internals exported by earlier versions, still reachable from their modules.
+_MOVED = {
+    "SceneSource": "geochips.scene",
+    "find_sources": "geochips.sources",
+    "read_header": "geochips.io.headers",
+    "read_headers": "geochips.io.headers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the loading layer's names (and torch) on first use."""
+    if name in _LOADING:
+        value = getattr(importlib.import_module(_LOADING[name]), name)
+        globals()[name] = value
+        return value
+    if name in _MOVED:
+        warnings.warn(
+            f"geochips.{name} is internal now; import it from {_MOVED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'geochips' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LOADING))
+
+
 __all__ = [
+    "AlignmentReport",
     "BlockShuffleSampler",
     "Chip",
     "ChipDataset",
@@ -63,19 +111,16 @@ __all__ = [
     "SceneChangedError",
     "SceneHeaderError",
     "SceneReadError",
-    "SceneSource",
     "SmallSceneWarning",
     "SplitReport",
     "Splits",
     "TileAlignmentWarning",
     "TransformError",
+    "check_alignment",
     "check_leakage",
     "collate",
     "estimate_valid",
     "filter_aoi",
-    "find_sources",
-    "read_header",
-    "read_headers",
     "record_checksums",
     "spatial_split",
 ]

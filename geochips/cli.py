@@ -9,16 +9,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from torch.utils.data import DataLoader
-
 from geochips import sample_data
-from geochips.collate import collate
-from geochips.dataset import ChipDataset
 from geochips.errors import GeochipsError
-from geochips.filters import estimate_valid
 from geochips.index import ChipIndex
-from geochips.leakage import check_leakage
-from geochips.splits import spatial_split
+from geochips.select.leakage import check_leakage
+from geochips.select.splits import spatial_split
+from geochips.select.valid import estimate_valid
 
 
 def demo(workers: int = 2) -> int:
@@ -54,6 +50,12 @@ def demo(workers: int = 2) -> int:
         "across splits"
     )
     _save_and_reload(splits["train"])
+    # The loading layer (and torch) only for the batches: --help and index stay light.
+    from torch.utils.data import DataLoader
+
+    from geochips.loading.collate import collate
+    from geochips.loading.dataset import ChipDataset
+
     dataset = ChipDataset(splits["train"], bands=[1], dtype="float32")
     loader = DataLoader(
         dataset,

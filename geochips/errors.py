@@ -78,7 +78,7 @@ class LeakageError(GeochipsError, ValueError):
     def __init__(self, message: str, report: object = None) -> None:
         super().__init__(message)
         self.report = report
-        """The :class:`~geochips.leakage.LeakageReport` with every offending pair."""
+        """The :class:`~geochips.select.leakage.LeakageReport` with every offending pair."""
 
 
 class IndexFileError(GeochipsError, ValueError):

@@ -37,7 +37,7 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import transform as warp_transform
 
 from geochips.errors import InvalidParameterError
-from geochips.scenes import Scene
+from geochips.scene import Scene
 
 LONLAT = "EPSG:4326"
 EQUAL_AREA = "EPSG:6933"

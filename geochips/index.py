@@ -21,10 +21,14 @@ import numpy as np
 
 from geochips import hrefs
 from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
+from geochips.footprints import footprints
+from geochips.io.headers import read_headers
+from geochips.io.parquet import load_index, save_index
+from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
 from geochips.progress import resolve_progress
-from geochips.scenes import Scene, read_headers
-from geochips.signing import Signer, SignSpec, resolve_signer, unsigned_all
+from geochips.scene import Scene
 from geochips.sources import find_sources
+from geochips.tiles import warn_if_unaligned
 from geochips.windows import (
     ChipWindow,
     Pair,
@@ -69,6 +73,7 @@ class ChipIndex:
         stride: Pair | None = None,
         edge: str | None = None,
         signer: Signer | None = None,
+        gdal_options: Mapping[str, Any] | None = None,
     ) -> None:
         missing = [c for c in WINDOW_COLUMNS if c not in columns]
         if missing:
@@ -90,6 +95,10 @@ class ChipIndex:
         """Edge policy the index was built with."""
         self.signer = signer
         """Signer applied to hrefs at read time (never saved)."""
+        self.gdal_options: dict[str, Any] = dict(gdal_options or {})
+        """GDAL options given to :meth:`build`, used by every read of the index's scenes
+        (``ChipDataset``, ``estimate_valid``, ``record_checksums``) unless they override
+        them; never saved (they may hold credentials)."""
         self._chip_ids: list[str] | None = None
         self._positions: dict[str, int] | None = None
 
@@ -128,14 +137,15 @@ class ChipIndex:
             properties: STAC item properties to keep as index columns.
             sign: ``"auto"`` (Planetary Computer signing for hrefs on Azure Blob
                 Storage), ``None``, ``"planetary-computer"`` or a callable ``href -> href``
-                (see :mod:`geochips.signing`).
+                (see :mod:`geochips.io.signing`).
             workers: threads reading headers concurrently.
             progress: called as ``progress(done, total)`` after each header; ``True``
                 prints a counter on stderr, ``None`` does so for 20 scenes or more when
                 stderr is a terminal (see :mod:`geochips.progress`).
-            gdal_options: GDAL configuration options for reading the headers, over
-                :data:`geochips.settings.DEFAULT_GDAL_OPTIONS` (give them to
-                :class:`ChipDataset` too, for the reads).
+            gdal_options: GDAL configuration options, over
+                :data:`geochips.io.settings.DEFAULT_GDAL_OPTIONS`, for reading the headers;
+                the index keeps them for every later read (:attr:`gdal_options`), so they
+                are given once.
             grid: asset key (or file position) whose grid the other assets of each scene
                 are resampled onto, lazily, through a GDAL warped VRT; e.g. ``grid="B04"``
                 to read Sentinel-2's 20 m bands on the 10 m grid. By default assets must
@@ -174,8 +184,7 @@ class ChipIndex:
             gdal_options=gdal_options,
         )
         index = cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
-        from geochips.blocks import warn_if_unaligned  # blocks builds on this module
-
+        index.gdal_options = dict(gdal_options or {})
         warn_if_unaligned(index, stacklevel=3)
         return index
 
@@ -416,6 +425,7 @@ class ChipIndex:
             stride=self.stride,
             edge=self.edge,
             signer=self.signer,
+            gdal_options=self.gdal_options,
         )
 
     def __iter__(self) -> Iterator[Chip]:
@@ -431,6 +441,7 @@ class ChipIndex:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("gdal_options", {})  # pickled before indexes carried them
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
@@ -451,7 +462,7 @@ class ChipIndex:
             )
         return "\n".join(lines)
 
-    # -- footprints and files (geochips.footprints, geochips.parquet) --------------------
+    # -- footprints and files (geochips.footprints, geochips.io.parquet) --------------------
 
     def footprints(self, frame: str = "scene") -> np.ndarray:
         """Return each chip's footprint as a shapely geometry (``None`` where unknown).
@@ -459,8 +470,6 @@ class ChipIndex:
         ``frame`` is ``"scene"`` (each scene's CRS), ``"pixel"`` or a CRS such as
         ``"EPSG:4326"`` (cut at the antimeridian); see :mod:`geochips.footprints`.
         """
-        from geochips.footprints import footprints
-
         columns = {name: self._columns[name] for name in WINDOW_COLUMNS}
         return footprints(self.scenes, columns, frame)
 
@@ -469,19 +478,25 @@ class ChipIndex:
 
         One row per chip with its id, scene, unsigned hrefs, window, every column and its
         footprint in longitude/latitude; the signer is never saved. See
-        :mod:`geochips.parquet`.
+        :mod:`geochips.io.parquet`.
         """
-        from geochips.parquet import save_index
-
         save_index(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> ChipIndex:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        sign: SignSpec = "auto",
+        gdal_options: Mapping[str, Any] | None = None,
+    ) -> ChipIndex:
         """Read an index written by :meth:`save`; ``sign`` attaches a signer, as in :meth:`build`.
+
+        ``gdal_options`` become the index's :attr:`gdal_options` (they are never saved).
 
         Raises:
             IndexFileError: if the file is missing, malformed or of an unknown version.
         """
-        from geochips.parquet import load_index
-
-        return load_index(path, sign=sign)
+        index = load_index(path, cls, sign=sign)
+        index.gdal_options = dict(gdal_options or {})
+        return index

@@ -1,7 +1,7 @@
 """Scene headers as JSON, for the saved index: written plainly, read back distrustfully.
 
 :func:`scene_from_json` is the only way a saved file turns into :class:`~geochips.Scene`
-objects, so it checks every field against what :func:`~geochips.read_header` can produce:
+objects, so it checks every field against what :func:`~geochips.io.headers.read_header` can produce:
 types, ranges and the agreement between fields (one band count per href, a transform that
 can be inverted, a dtype GDAL reads, a nodata value the dtype holds, a CRS that PROJ
 parses). A header that passes reads like one just read from its files; anything else is a
@@ -21,7 +21,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
 from geochips import hrefs
-from geochips.scenes import RESAMPLINGS, Scene
+from geochips.scene import RESAMPLINGS, Scene
 
 MAX_PIXELS = 2**31 - 1
 """Largest height, width or offset (window columns are int32, as GDAL's raster sizes)."""

@@ -21,8 +21,6 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
-from geochips.scenes import Scene
-
 Layout = Literal["cog", "tiled", "striped"]
 
 
@@ -145,37 +143,3 @@ def expected_chip_count(length: int, size: int, stride: int, edge: str) -> int:
         return len(starts)
     covered = inside > 0 and (inside - 1) * stride + size == length
     return inside + (1 if inside > 0 and not covered else 0)
-
-
-def scene_header(
-    id: str = "scene",
-    height: int = 100,
-    width: int = 120,
-    *,
-    crs: str | None = None,
-    transform: Affine | None = None,
-    **fields: Any,
-) -> Scene:
-    """Return a scene header without a file, for code that never reads pixels.
-
-    Grids, splits, filters and saved indexes need headers only. ``transform`` makes the
-    scene georeferenced (``georef="transform"``); any other :class:`Scene` field can be
-    given by name.
-    """
-    values: dict[str, Any] = {
-        "id": id,
-        "hrefs": (f"/nowhere/{id}.tif",),
-        "assets": (),
-        "overview_level": None,
-        "height": height,
-        "width": width,
-        "band_counts": (1,),
-        "dtype": "uint16",
-        "nodata": None,
-        "crs": crs,
-        "transform": transform,
-        "georef": "none" if transform is None else "transform",
-        "full_shape": (height, width),
-    }
-    values.update(fields)
-    return Scene(**values)

@@ -24,11 +24,14 @@ Conventions, settled once for the whole package:
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, TypeAlias, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeAlias, get_args
 
 import numpy as np
 
 from geochips.errors import InvalidParameterError
+
+if TYPE_CHECKING:
+    from geochips.scene import Scene
 
 Edge: TypeAlias = Literal["drop", "pad", "shift"]
 EDGES: tuple[str, ...] = get_args(Edge)
@@ -159,3 +162,31 @@ def window_bounds(
     xs = a * cols + b * rows + c
     ys = d * cols + e * rows + f
     return np.stack([xs.min(0), ys.min(0), xs.max(0), ys.max(0)], axis=-1)
+
+
+class ChipTable(Protocol):
+    """What the layers below the index read of a table of chips.
+
+    :class:`~geochips.ChipIndex` is one; :mod:`geochips.tiles` and :mod:`geochips.io.parquet`
+    take any, so they need not import the index (which builds on them).
+    """
+
+    scenes: tuple[Scene, ...]
+    size: Pair | None
+    stride: Pair | None
+    edge: str | None
+    signer: Any
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Names of all columns, the window columns first."""
+
+    def column(self, name: str) -> np.ndarray:
+        """Return one column."""
+
+    @property
+    def chip_ids(self) -> list[str]:
+        """Chip ids in table order."""
+
+    def __len__(self) -> int:
+        """Number of chips."""

@@ -17,6 +17,9 @@ from geochips.errors import (
 )
 from geochips.testing import position_values
 
+# Small test scenes have small tiles, so most grids here straddle them on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
+
 
 def direct_read(path, window, level=None, fill=0):
     """The oracle: rasterio's own read of the same window (boundless where padded)."""

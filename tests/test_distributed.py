@@ -209,7 +209,7 @@ def test_lightning_keeps_the_block_sampler_and_its_locality(saved_index, tmp_pat
     train, val = splits["train"], splits["val"]
     assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]
     # Not wrapped: the sampler Lightning iterated is ours.
-    assert {r["sampler"] for r in ranks} == {"geochips.samplers.BlockShuffleSampler"}
+    assert {r["sampler"] for r in ranks} == {"geochips.loading.samplers.BlockShuffleSampler"}
     assert {r["val_sampler"] for r in ranks} == {"BlockShuffleSampler"}
     for epoch in range(2):
         per_rank = [r["epochs"][epoch] for r in ranks]

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 import geochips
 from geochips.errors import SceneReadError
-from geochips.settings import DEFAULT_GDAL_OPTIONS
+from geochips.io.settings import DEFAULT_GDAL_OPTIONS
 from geochips.testing import write_scene
 
 BOUND = 60.0

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.scenes import scene_header
 
 from geochips import ChipIndex
 from geochips.errors import (
@@ -13,7 +14,10 @@ from geochips.errors import (
     SceneHeaderError,
     SmallSceneWarning,
 )
-from geochips.testing import expected_chip_count, scene_header
+from geochips.testing import expected_chip_count
+
+# Small test scenes have small tiles, so most grids here straddle them on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
 
 def scene(id="s", height=100, width=120, level=None):
@@ -177,3 +181,17 @@ def test_scene_ids_from_paths(make_scene, tmp_path):
     assert [s.id for s in named.scenes] == ["left", "right"]
     with pytest.raises(InvalidParameterError, match="two scenes have the id"):
         ChipIndex.build([one, one], size=10)
+
+
+def test_gdal_options_are_given_once_and_travel_with_the_index(make_scene):
+    from geochips import ChipDataset
+
+    index = ChipIndex.build([make_scene(height=32, width=32)], size=16, gdal_options={"X_A": "on"})
+    assert index.gdal_options == {"X_A": "on"}
+    picked = index.select([0, 2])
+    assert picked.gdal_options == {"X_A": "on"}
+    assert pickle.loads(pickle.dumps(picked)).gdal_options == {"X_A": "on"}
+    reader = ChipDataset(picked).reader
+    assert reader.gdal_options["X_A"] == "on" and "GDAL_HTTP_TIMEOUT" in reader.gdal_options
+    both = ChipDataset(picked, gdal_options={"X_A": "off", "X_B": "b"}).reader.gdal_options
+    assert (both["X_A"], both["X_B"]) == ("off", "b")

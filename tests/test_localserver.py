@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 
 import pytest
-
-from geochips.localserver import ServerProcess
+from support.localserver import ServerProcess
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes, each offset recognisable
 

@@ -24,12 +24,13 @@ import rasterio
 import torch
 from rasterio._env import del_gdal_config
 from rasterio.windows import Window
+from support.localserver import ServerProcess
 from torch.utils.data import DataLoader
 
 import geochips
 from geochips.errors import SceneReadError
-from geochips.localserver import ServerProcess
-from geochips.signing import (
+from geochips.io.headers import read_header
+from geochips.io.signing import (
     HrefSigner,
     PlanetaryComputerSigner,
     expiry,
@@ -38,6 +39,7 @@ from geochips.signing import (
     resolve_signer,
     strip_sas,
 )
+from geochips.scene import SceneSource
 
 DATA = Path(__file__).parent / "data" / "stac"
 SAMPLE = Path(geochips.__file__).parent / "sample_data"
@@ -78,7 +80,7 @@ def test_auto_signs_only_blob_hrefs():
 
 
 def test_a_dataset_can_replace_the_index_signer():
-    scene = geochips.read_header(geochips.SceneSource("vv", (str(SAMPLE / "scene_band1.tif"),)))
+    scene = read_header(SceneSource("vv", (str(SAMPLE / "scene_band1.tif"),)))
     index = geochips.ChipIndex.from_scenes([dataclasses.replace(scene, hrefs=(BLOB,))], size=64)
     assert index.signer is None and geochips.ChipDataset(index).reader.signer is None
     auto = geochips.ChipDataset(index, sign="auto").reader.signer
@@ -303,7 +305,7 @@ def test_a_signature_that_stays_refused_is_an_error_without_the_token(tmp_path, 
         message = str(header_error.value)
         assert "SECRETabc" not in message and "iw-vv.tiff" in message
         # Same at read time, after a retry with a fresh (equally forged) signature.
-        scene = geochips.read_header(geochips.SceneSource("vv", (str(SAMPLE / "cog_gcps.tif"),)))
+        scene = read_header(SceneSource("vv", (str(SAMPLE / "cog_gcps.tif"),)))
         scene = dataclasses.replace(scene, hrefs=(href,))
         index = geochips.ChipIndex.from_scenes([scene], size=64, signer=HrefSigner(forged))
         ds = geochips.ChipDataset(index, gdal_options={"GDAL_HTTP_PROXY": server.proxy})

@@ -16,7 +16,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from geochips import ChipDataset, ChipIndex, collate, slots
+from geochips import ChipDataset, ChipIndex, collate
+from geochips.loading import slots
 from geochips.testing import position_values
 
 NODATA = 7919 + 40  # band 1 of position_values at pixel (0, 40): some chips have nodata

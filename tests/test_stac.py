@@ -18,10 +18,10 @@ import pystac
 import pytest
 import rasterio
 from affine import Affine
+from support.localserver import ServerProcess
 
 import geochips
 from geochips.errors import IncompatibleScenesError, InvalidParameterError
-from geochips.localserver import ServerProcess
 
 DATA = Path(__file__).parent / "data" / "stac"
 SAMPLE = Path(geochips.__file__).parent / "sample_data"

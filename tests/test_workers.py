@@ -17,7 +17,8 @@ from rasterio.windows import Window
 from torch.utils.data import DataLoader, default_collate
 
 import geochips
-from geochips import ChipDataset, ChipIndex, slots
+from geochips import ChipDataset, ChipIndex
+from geochips.loading import slots
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """A loopback HTTP Range server that injects faults, for tests of remote reads.
 
-:class:`FaultServer` is :class:`geochips.localserver.FileServer` (Range requests, HEAD, the
+:class:`FaultServer` is :class:`support.localserver.FileServer` (Range requests, HEAD, the
 request log) with a list of :class:`Fault` rules consulted before each request: the first
 rule that matches the request and has attempts left decides how it is answered. A rule can
 answer with an HTTP status (503/429 with or without ``Retry-After``, 404, 500, 403), reset
@@ -29,21 +29,12 @@ for. The rules are replaced at run time through ``POST /__faults__``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-import types
 
 if __name__ == "__main__":
-    # The server process needs geochips.localserver only (standard library); importing the
-    # geochips package would import torch and rasterio, ~2 s for every server started. The
-    # parent names the package folder it imported, so both run the same checkout.
-    _folder = os.environ.get("FAULTSERVER_GEOCHIPS") or next(
-        iter(importlib.util.find_spec("geochips").submodule_search_locations)  # type: ignore[union-attr]
-    )
-    _package = types.ModuleType("geochips")
-    _package.__path__ = [_folder]
-    sys.modules["geochips"] = _package
+    # Run as the server's own process: `support` is importable from the tests folder.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import fnmatch  # noqa: E402
 import json  # noqa: E402
@@ -56,11 +47,10 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any, Literal  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
-from geochips.localserver import (  # noqa: E402
+from support.localserver import (  # noqa: E402
     FileServer,
     Request,
     ServerProcess,
@@ -326,11 +316,8 @@ class FaultServerProcess(ServerProcess):
     """
 
     def __enter__(self) -> FaultServerProcess:
-        import geochips
-
-        env = {**os.environ, "FAULTSERVER_GEOCHIPS": str(Path(geochips.__file__).parent)}
         command = [sys.executable, __file__, self.root, "--latency", str(self.latency)]
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         self.port = int(self._process.stdout.readline())
         return self

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import shapely
@@ -39,13 +40,12 @@ from rasterio.crs import CRS
 
 from geochips.errors import IndexFileError, InvalidParameterError
 from geochips.footprints import LONLAT, footprints
+from geochips.io.signing import SignSpec, resolve_signer
+from geochips.scene import Scene
 from geochips.scene_json import MAX_PIXELS, _safe_href, scene_from_json, scene_to_json, show
-from geochips.scenes import Scene
-from geochips.signing import SignSpec, resolve_signer
-from geochips.windows import EDGES
+from geochips.windows import EDGES, ChipTable
 
-if TYPE_CHECKING:
-    from geochips.index import ChipIndex
+T = TypeVar("T", bound=ChipTable)
 
 FORMAT = "geochips.ChipIndex"
 VERSION = 1
@@ -99,7 +99,7 @@ def _to_arrow(pa: Any, name: str, values: np.ndarray) -> tuple[Any, dict[str, An
 # -- save / load ----------------------------------------------------------------------------
 
 
-def save_index(index: ChipIndex, path: str | os.PathLike[str]) -> None:
+def save_index(index: ChipTable, path: str | os.PathLike[str]) -> None:
     """Write ``index`` as GeoParquet (see the module docstring for the layout).
 
     Raises:
@@ -360,9 +360,7 @@ def _check_windows(
         )
 
 
-def _decode(pa: Any, table: Any, meta: Any) -> ChipIndex:
-    from geochips.index import ChipIndex
-
+def _decode(pa: Any, table: Any, meta: Any, make: Callable[..., T]) -> T:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else meta
         raise _Bad(
@@ -402,7 +400,7 @@ def _decode(pa: Any, table: Any, meta: Any) -> ChipIndex:
             raise _Bad(f"column {name!r} is listed in the metadata but the table has {len(found)}")
         columns[name] = _from_arrow(pa, table.column(found[0]), name, dtype, k)
     _check_windows(columns, scenes, size, edge)
-    index = ChipIndex(scenes, columns, size=size, stride=stride, edge=edge)
+    index = make(scenes, columns, size=size, stride=stride, edge=edge)
     found = table.schema.get_all_field_indices("chip_id")
     if len(found) != 1 or not pa.types.is_string(table.schema.field(found[0]).type):
         raise _Bad("the table must have one 'chip_id' column of strings")
@@ -420,8 +418,12 @@ def _decode(pa: Any, table: Any, meta: Any) -> ChipIndex:
     return index
 
 
-def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> ChipIndex:
+def load_index(
+    path: str | os.PathLike[str], make: Callable[..., T], *, sign: SignSpec = "auto"
+) -> T:
     """Read an index written by :func:`save_index`, checking every value in it.
+
+    ``make(scenes, columns, size=, stride=, edge=)`` builds the table (``ChipIndex``).
 
     ``sign`` attaches a signer, as in :meth:`ChipIndex.build <geochips.ChipIndex.build>`:
     by default (``"auto"``) hrefs on Planetary Computer storage are signed when read.
@@ -471,7 +473,7 @@ def load_index(path: str | os.PathLike[str], *, sign: SignSpec = "auto") -> Chip
             f"reads version {VERSION}. Upgrade geochips or rebuild the index"
         )
     try:
-        index = _decode(pa, table, meta)
+        index = _decode(pa, table, meta, make)
     except _Bad as exc:
         raise IndexFileError(
             f"{where!r} is not a valid geochips index: {exc}. Rebuild it and save it again "

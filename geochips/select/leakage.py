@@ -6,7 +6,7 @@ second): pixel windows for chips of one scene, exact footprints in the CRS for s
 share a projected CRS, and footprints in a common **frame** otherwise (EPSG:6933, global and
 equal-area, unless all scenes share one projected CRS), where reprojected edges allow a
 sliver of tolerance (:data:`AREA_TOLERANCE`). :func:`conflicts` is the same comparison,
-which :func:`geochips.splits.spatial_split` uses to keep its splits apart.
+which :func:`geochips.select.splits.spatial_split` uses to keep its splits apart.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import shapely
 
 from geochips.errors import InvalidParameterError, LeakageError
 from geochips.footprints import EQUAL_AREA, footprints, has_ground, same_crs
-from geochips.scenes import Scene
+from geochips.scene import Scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex

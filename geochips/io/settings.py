@@ -1,7 +1,7 @@
 """GDAL settings for reading COGs, local or remote, in every process and thread that reads.
 
-:data:`DEFAULT_GDAL_OPTIONS` apply to header reads (:func:`geochips.scenes.read_headers`)
-and pixel reads (:class:`geochips.reader.Reader`), :data:`REMOTE_OPEN_OPTIONS` around the
+:data:`DEFAULT_GDAL_OPTIONS` apply to header reads (:func:`geochips.io.headers.read_headers`)
+and pixel reads (:class:`geochips.io.reader.Reader`), :data:`REMOTE_OPEN_OPTIONS` around the
 opening of remote files only; ``gdal_options=`` of
 :meth:`geochips.ChipIndex.build` and :class:`geochips.ChipDataset` override or extend
 them. rasterio sets options thread-locally outside the main thread, so they are applied in

@@ -1,14 +1,8 @@
-"""Scene headers: size, dtype, georeferencing and layout of each scene, never its pixels.
+"""Read scene headers (size, dtype, georeferencing, tiles), never pixels: a :class:`Scene` each.
 
-A :class:`Scene` is one raster source as it will be read: one file, or several
-co-registered files (STAC assets) whose bands are stacked in order, at one overview level.
-Overview levels follow GDAL and rioxarray: ``None`` is full resolution, ``0`` the first
-overview (usually a factor of 2), and so on. Every pixel quantity of a scene (height,
-width, transform, GCPs, block shape) is given in the grid of that level.
-
-Scenes georeferenced only by ground control points (Sentinel-1 GRD) keep their GCPs, scaled
-to the level, and get the least-squares affine transform that fits them, so bounds and
-footprints are approximate but never a silent identity transform.
+Headers of many scenes are read concurrently (they wait on the network); the files of one
+scene must share a grid unless ``grid=`` names one to resample the others onto. GCP-only
+scenes get the affine transform fitted to their GCPs, scaled to the level read.
 """
 
 from __future__ import annotations
@@ -19,11 +13,9 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import rasterio
-from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import from_gcps
 
@@ -34,78 +26,9 @@ from geochips.errors import (
     SceneHeaderError,
     SceneReadError,
 )
-from geochips.settings import header_options, open_env
-from geochips.signing import Signer
-from geochips.sources import SceneSource
-
-Georef = Literal["transform", "gcps", "none"]
-
-
-@dataclass(frozen=True)
-class Scene:
-    """Header of one scene, read once; plain data that pickles cheaply."""
-
-    id: str
-    """Stable scene id, the prefix of its chip ids."""
-    hrefs: tuple[str, ...]
-    """Unsigned hrefs, one per stacked file."""
-    assets: tuple[str, ...]
-    """STAC asset keys matching ``hrefs`` (``()`` for plain files)."""
-    overview_level: int | None
-    """Overview level read (``None``: full resolution)."""
-    height: int
-    width: int
-    band_counts: tuple[int, ...]
-    """Number of bands of each file in ``hrefs``."""
-    dtype: str
-    nodata: float | None
-    crs: str | None
-    """``"EPSG:<code>"`` when the CRS has one, else WKT; ``None`` when not georeferenced."""
-    transform: Affine | None
-    """Pixel-to-CRS transform of the read grid (fitted to the GCPs for GCP scenes)."""
-    georef: Georef
-    gcps: tuple[tuple[float, float, float, float], ...] = ()
-    """``(row, col, x, y)`` ground control points in the read grid (GCP scenes only)."""
-    block_shape: tuple[int, int] = (1, 1)
-    """Internal block (tile or strip) shape of the first file at the read level."""
-    scales: tuple[float, ...] = ()
-    offsets: tuple[float, ...] = ()
-    full_shape: tuple[int, int] = (0, 0)
-    """``(height, width)`` of the full-resolution grid."""
-    properties: dict[str, Any] = field(default_factory=dict, compare=False)
-    resampling: str | None = None
-    """Resampling of the files read onto the scene's grid (``None``: all are on it)."""
-    warped: tuple[bool, ...] = ()
-    """Per file: read through a warp onto the scene's grid (empty: none is)."""
-    file_levels: tuple[int | None, ...] = ()
-    """Per file: overview level opened (empty: ``overview_level`` for every file)."""
-
-    @property
-    def count(self) -> int:
-        """Number of bands of the stacked scene."""
-        return sum(self.band_counts)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(height, width)`` of the read grid."""
-        return self.height, self.width
-
-    @property
-    def name(self) -> str:
-        """What messages call the scene: its id and redacted first href."""
-        return f"{self.id!r} ({hrefs.redact(self.hrefs[0])})"
-
-    def file_level(self, file: int) -> int | None:
-        """Return the overview level the file at position ``file`` is opened at."""
-        return self.file_levels[file] if self.file_levels else self.overview_level
-
-    def is_warped(self, file: int) -> bool:
-        """Return whether the file at position ``file`` is resampled onto the scene's grid."""
-        return bool(self.warped) and self.warped[file]
-
-    def band_map(self) -> list[tuple[int, int]]:
-        """Return ``(file position, band index in that file)`` for every stacked band."""
-        return [(f, b) for f, n in enumerate(self.band_counts) for b in range(1, n + 1)]
+from geochips.io.settings import header_options, open_env
+from geochips.io.signing import Signer
+from geochips.scene import RESAMPLINGS, Georef, Scene, SceneSource
 
 
 def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
@@ -175,7 +98,7 @@ def read_header(
     ``grid`` names the file (asset key, or position among the scene's files) whose grid
     the others are resampled onto with ``resampling``; by default every file must already
     be on the first file's grid. ``gdal_options`` extend
-    :data:`geochips.settings.DEFAULT_GDAL_OPTIONS`.
+    :data:`geochips.io.settings.DEFAULT_GDAL_OPTIONS`.
 
     Raises:
         SceneHeaderError: if a file cannot be opened or lacks the overview level.
@@ -318,9 +241,6 @@ def _read_header(
         warped=tuple(warped) if any_warped else (),
         file_levels=tuple(levels) if any_warped else (),
     )
-
-
-RESAMPLINGS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
 
 
 def _grid_position(source: SceneSource, grid: str | int, resampling: str) -> int:

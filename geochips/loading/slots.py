@@ -8,7 +8,7 @@ memory (benchmarks/RESULTS.md). So each worker keeps a few batch *slots* (shared
 pages mapped once) and writes a new batch into a slot nothing else can still see.
 
 **Only a lease carries a slot to another process.** A slot is a ``memfd`` of our own
-(:mod:`geochips._shm`), not torch shared memory. In a worker, :func:`geochips.collate`
+(:mod:`geochips.loading._shm`), not torch shared memory. In a worker, :func:`geochips.collate`
 returns a :class:`SlotBatch` (a dict); torch's pickler, which sends the batch to the main
 process, pickles it as a *lease*: the slot's fd, and the batch pickled with every tensor
 that lies in the slot — wherever it sits: nested dicts, lists, dataclasses, any picklable
@@ -62,7 +62,7 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
-from geochips import _shm
+from geochips.loading import _shm
 
 Spec: TypeAlias = tuple[tuple[int, ...], torch.dtype]
 """A tensor of a batch: its shape and dtype."""

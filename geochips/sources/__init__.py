@@ -6,7 +6,7 @@ Accepted, alone or in any iterable:
   ``"s3://bucket/key.tif"``);
 * a mapping ``{scene_id: href}`` (or ``{scene_id: [href, ...]}`` to stack files as bands);
 * a STAC Item, ItemCollection, pystac-client search, or the path/URL of STAC Item JSON
-  (see :mod:`geochips.stac`), combined with ``assets=``;
+  (see :mod:`geochips.sources.stac`), combined with ``assets=``;
 * a :class:`SceneSource`.
 
 A plain path's scene id is its file name without extension; where two files share a name
@@ -17,33 +17,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from geochips import hrefs
 from geochips.errors import InvalidParameterError
+from geochips.scene import SceneSource
+from geochips.sources.stac import stac_sources
 
 PathLike: TypeAlias = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class SceneSource:
-    """One scene to index: an id and the hrefs whose bands are stacked, in order."""
-
-    id: str
-    """Stable scene id; it prefixes every chip id of the scene."""
-    hrefs: tuple[str, ...]
-    """Unsigned hrefs, one per file (asset); their bands are stacked in this order."""
-    assets: tuple[str, ...] = ()
-    """STAC asset keys matching ``hrefs``, or ``()`` for plain files."""
-    properties: Mapping[str, Any] = field(default_factory=dict)
-    """Values that become index columns (e.g. STAC item properties)."""
-
-    def __post_init__(self) -> None:
-        if not self.hrefs:
-            raise InvalidParameterError(f"scene {self.id!r} has no href")
-        if "\n" in self.id or not self.id:
-            raise InvalidParameterError(f"scene id must be a non-empty line, got {self.id!r}")
 
 
 RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".h5")
@@ -97,8 +78,6 @@ def find_sources(
             flush()
             found.append(obj)
         elif _is_stac(obj, assets):
-            from geochips.stac import stac_sources  # STAC support loads only when used
-
             flush()
             found.extend(
                 stac_sources(obj, assets=assets, properties=properties, check_grids=check_grids)

@@ -20,7 +20,7 @@ metrics (Kattenborn et al. 2022, ISPRS Open Journal of Photogrammetry and Remote
    otherwise. Chips inside one block are settled first, so the chips dropped are those
    that straddle blocks of different splits.
 
-:func:`geochips.leakage.check_leakage` proves the result without knowing how it was made.
+:func:`geochips.select.leakage.check_leakage` proves the result without knowing how it was made.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import rasterio.crs
 import shapely
 
 from geochips.errors import InvalidParameterError
-from geochips.leakage import (
+from geochips.select.leakage import (
     NEAR,
     OVERLAP,
     REASONS,

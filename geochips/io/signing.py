@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from geochips import hrefs
 from geochips.errors import InvalidParameterError, SceneReadError
-from geochips.sources import SceneSource
+from geochips.scene import SceneSource
 
 Signer: TypeAlias = Callable[[str], str]
 SignSpec: TypeAlias = str | Signer | None

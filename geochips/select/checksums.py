@@ -28,9 +28,9 @@ import numpy as np
 
 from geochips import hrefs
 from geochips.index import ChipIndex
-from geochips.reader import Reader
-from geochips.scenes import Scene
-from geochips.signing import SignSpec, resolve_signer
+from geochips.io.reader import Reader
+from geochips.io.signing import SignSpec, resolve_signer
+from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
 COLUMN = "checksum"
@@ -72,7 +72,8 @@ def record_checksums(
     Args:
         index: the chips to record.
         threads: reading threads (default: the CPU count; 8 for remote scenes).
-        gdal_options: GDAL configuration options, as for :class:`~geochips.ChipDataset`.
+        gdal_options: GDAL configuration options over the index's own, as for
+            :class:`~geochips.ChipDataset`.
         sign: replaces the index's signer, as for :class:`~geochips.ChipDataset`.
     """
     signer = (
@@ -80,7 +81,7 @@ def record_checksums(
         if sign is _UNSET
         else resolve_signer(sign, (h for s in index.scenes for h in s.hrefs))
     )
-    reader = Reader(gdal_options=gdal_options, signer=signer)
+    reader = Reader(gdal_options={**index.gdal_options, **(gdal_options or {})}, signer=signer)
 
     def one(position: int) -> int:
         scene_pos, window = index.locate(position)

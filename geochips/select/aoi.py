@@ -1,10 +1,9 @@
-"""Selecting chips before reading them: by area of interest, and by valid (not nodata) pixels.
+"""Selecting chips before reading them, by area of interest.
 
 **Usage**::
 
     index = geochips.filter_aoi(index, "fields.geojson")                   # EPSG:4326 unless
     index = geochips.filter_aoi(index, polygon, crs="EPSG:32618", predicate="within")
-    index = geochips.estimate_valid(index, min_valid=0.5)  # adds a "valid_fraction" column
 
 An area of interest (AOI) is a shapely geometry, a GeoJSON mapping (geometry, Feature or
 FeatureCollection) or the path of a GeoJSON file, in ``crs`` (default: the file's legacy
@@ -13,30 +12,21 @@ rather than the other way round: clipped to the scene's neighbourhood in longitu
 (so an AOI far away never meets a projection's wild zone), densified, then transformed to
 the scene's CRS, or to its pixel grid through GDAL's GCP transformer for scenes
 georeferenced only by GCPs. Longitudes are handled on both sides of the antimeridian.
-
-Valid fractions are estimated from a coarse version of each scene, never from its full
-resolution: see :func:`estimate_valid`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
-import rasterio
 import shapely
 import shapely.affinity
 import shapely.geometry
-from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-from geochips import hrefs
-from geochips.errors import InvalidParameterError, SceneReadError
+from geochips.errors import InvalidParameterError
 from geochips.footprints import (
     LONLAT,
     footprints,
@@ -48,14 +38,13 @@ from geochips.footprints import (
     unwrap_longitudes,
     window_rings,
 )
-from geochips.scenes import Scene
+from geochips.scene import Scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
 
 Predicate = Literal["intersects", "within"]
 AoiLike: TypeAlias = "shapely.Geometry | Mapping[str, Any] | str | os.PathLike[str]"
-VALID_COLUMN = "valid_fraction"
 
 
 # -- areas of interest ----------------------------------------------------------------------
@@ -256,145 +245,3 @@ def filter_aoi(
             neither CRS nor GCPs (an AOI cannot be placed on them).
     """
     return index.select(aoi_mask(index, aoi, crs=crs, predicate=predicate))
-
-
-# -- valid fractions ------------------------------------------------------------------------
-
-
-def _coarse_valid(
-    scene: Scene, signer: Any, samples: int, chip_side: int
-) -> tuple[np.ndarray, str]:
-    """Read one coarse valid mask of ``scene`` (any band not nodata) and say how it was read."""
-    read_factor = scene.full_shape[0] / scene.height if scene.height else 1.0
-    chip_full = chip_side * read_factor  # chip side in full-resolution pixels
-    masks = []
-    how = ""
-    for href in scene.hrefs:
-        path = signer(href) if signer is not None else href
-        try:
-            with rasterio.open(path) as full:
-                factors = full.overviews(1)
-                usable = [
-                    (k, f) for k, f in enumerate(factors) if f >= read_factor * 0.999 and f > 1
-                ]
-                chosen = [(k, f) for k, f in usable if chip_full / f >= samples]
-                if usable:
-                    level, factor = chosen[-1] if chosen else usable[0]
-                    with rasterio.open(path, overview_level=level) as ovr:
-                        data = ovr.read()
-                    how = f"overview {level} (1/{factor})"
-                else:
-                    step = max(1.0, chip_full / samples)
-                    shape = (
-                        full.count,
-                        max(1, round(full.height / step)),
-                        max(1, round(full.width / step)),
-                    )
-                    data = full.read(out_shape=shape, resampling=Resampling.nearest)
-                    how = f"decimated read 1/{step:g} (no overview)"
-        except RasterioError as exc:
-            raise SceneReadError(
-                f"cannot read a coarse mask of scene {scene.id!r} at {hrefs.redact(href)}: "
-                f"{hrefs.redact_text(str(exc))}. Check that the file is readable, or skip "
-                "estimate_valid for this scene"
-            ) from None
-        nodata = scene.nodata
-        assert nodata is not None
-        bad = np.isnan(data) if np.isnan(nodata) else data == nodata
-        masks.append(~bad.all(axis=0))
-    if len({m.shape for m in masks}) > 1:
-        masks = [masks[0]]  # assets of one scene share a grid; overviews could still differ
-    return np.logical_or.reduce(masks), how
-
-
-def _fractions(
-    scene: Scene, valid: np.ndarray | None, columns: dict[str, np.ndarray]
-) -> np.ndarray:
-    """Valid fraction of each window from a coarse mask (``None``: all pixels valid)."""
-    h_, w_ = scene.height, scene.width
-    r0 = columns["row_off"].astype(np.float64)
-    c0 = columns["col_off"].astype(np.float64)
-    r1 = r0 + columns["height"]
-    c1 = c0 + columns["width"]
-    # The part of each window inside the scene (edge="pad" windows reach outside).
-    ir0, ir1 = np.clip(r0, 0, h_), np.clip(r1, 0, h_)
-    ic0, ic1 = np.clip(c0, 0, w_), np.clip(c1, 0, w_)
-    inside = (ir1 - ir0) * (ic1 - ic0) / ((r1 - r0) * (c1 - c0))
-    if valid is None:
-        return np.asarray(inside)
-    ch, cw = valid.shape
-    sr, sc = ch / h_, cw / w_
-    R0 = np.clip(np.round(ir0 * sr), 0, ch - 1).astype(np.int64)
-    C0 = np.clip(np.round(ic0 * sc), 0, cw - 1).astype(np.int64)
-    R1 = np.clip(np.maximum(np.round(ir1 * sr), R0 + 1), 1, ch).astype(np.int64)
-    C1 = np.clip(np.maximum(np.round(ic1 * sc), C0 + 1), 1, cw).astype(np.int64)
-    table = np.zeros((ch + 1, cw + 1), dtype=np.int64)
-    table[1:, 1:] = valid.cumsum(0).cumsum(1)
-    count = table[R1, C1] - table[R0, C1] - table[R1, C0] + table[R0, C0]
-    frac = count / ((R1 - R0) * (C1 - C0))
-    return np.where(inside > 0, frac * inside, 0.0)
-
-
-def estimate_valid(
-    index: ChipIndex,
-    *,
-    min_valid: float | None = None,
-    samples: int = 16,
-    workers: int = 4,
-) -> ChipIndex:
-    """Add a ``valid_fraction`` column (and keep chips with at least ``min_valid``).
-
-    A pixel is valid as :class:`~geochips.ChipDataset` defines it: inside the scene and,
-    where the scene has a nodata value, not nodata in at least one band. Scenes without a
-    nodata value need no read at all (only ``edge="pad"`` windows lose their outside part).
-    Otherwise each scene is read once, coarse: from its coarsest overview on which a chip
-    still spans ``samples`` pixels (or the finest overview if none does), so 512-pixel
-    chips are judged on a 16 x 16 grid and a 10980 x 10980 scene costs a ~700 x 700
-    read. A file without overviews is read once decimated (GDAL nearest) to that density.
-    Window edges are rounded to the coarse grid, so expect an error of about
-    ``2 / samples`` (the estimate compared to full-resolution counts in the tests).
-
-    Args:
-        index: the chips.
-        min_valid: if given, keep only chips whose valid fraction is at least this.
-        samples: coarse pixels per chip side to aim for.
-        workers: scenes read concurrently.
-
-    Raises:
-        SceneReadError: naming the scene, if its coarse version cannot be read.
-    """
-    if min_valid is not None and (
-        isinstance(min_valid, bool)
-        or not isinstance(min_valid, (int, float, np.floating))
-        or not 0 <= min_valid <= 1
-    ):
-        raise InvalidParameterError(f"min_valid must be in [0, 1], got min_valid={min_valid!r}")
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise InvalidParameterError(f"samples must be an int >= 1, got samples={samples!r}")
-    scene_col = np.asarray(index.column("scene"))
-    out = np.zeros(len(index), dtype=np.float32)
-    windows = {k: np.asarray(index.column(k)) for k in ("row_off", "col_off", "height", "width")}
-    jobs = []
-    for s in np.unique(scene_col).tolist():
-        rows = np.flatnonzero(scene_col == s)
-        jobs.append((index.scenes[s], rows, {k: v[rows] for k, v in windows.items()}))
-
-    def run(job: tuple[Scene, np.ndarray, dict[str, np.ndarray]]) -> None:
-        scene, rows, cols = job
-        mask = None
-        if scene.nodata is not None:
-            side = int(min(cols["height"].min(), cols["width"].min()))
-            # In this thread (rasterio's options are thread-local): opening a remote COG
-            # must not list its "directory" or probe for side-car files.
-            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-                mask, _ = _coarse_valid(scene, index.signer, samples, side)
-        out[rows] = _fractions(scene, mask, cols)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
-            list(pool.map(run, jobs))
-    result = index.with_columns(**{VALID_COLUMN: out})
-    if min_valid is not None:
-        result = result.select(out >= min_valid)
-    return result

@@ -1,4 +1,4 @@
-"""Block awareness: how the chips of a grid fall on the internal tiles of their COGs.
+"""Tile awareness: how the chips of a grid fall on the internal tiles of their COGs.
 
 GDAL reads and decodes whole tiles (512x512 in Sentinel-1 GRD COGs). A chip whose window
 straddles tile edges decodes, and over HTTP downloads, every tile it touches: a 500/500
@@ -21,30 +21,39 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from geochips.errors import InvalidParameterError, TileAlignmentWarning
-from geochips.index import ChipIndex
-from geochips.windows import Pair
+from geochips.scene import Scene
+from geochips.windows import ChipTable, Pair, grid_windows
 
 
-def tiles_per_chip(index: ChipIndex) -> np.ndarray:
+def tiles_per_chip(index: ChipTable) -> np.ndarray:
     """Return how many internal tiles of its scene each chip's window touches.
 
     Only the part of a window inside its scene counts (``edge="pad"`` windows reach past
     it). Striped scenes count their strips.
     """
-    scene = index.column("scene")
-    bh = np.array([s.block_shape[0] for s in index.scenes], dtype=np.int64)[scene]
-    bw = np.array([s.block_shape[1] for s in index.scenes], dtype=np.int64)[scene]
-    height = np.array([s.height for s in index.scenes], dtype=np.int64)[scene]
-    width = np.array([s.width for s in index.scenes], dtype=np.int64)[scene]
-    r0 = np.maximum(index.column("row_off").astype(np.int64), 0)
-    c0 = np.maximum(index.column("col_off").astype(np.int64), 0)
-    r1 = np.minimum(index.column("row_off") + index.column("height").astype(np.int64), height)
-    c1 = np.minimum(index.column("col_off") + index.column("width").astype(np.int64), width)
+    return _tiles_per_window(index.scenes, {k: index.column(k) for k in _WINDOW})
+
+
+_WINDOW = ("scene", "row_off", "col_off", "height", "width")
+
+
+def _tiles_per_window(scenes: Sequence[Scene], columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    scene = columns["scene"]
+    bh = np.array([s.block_shape[0] for s in scenes], dtype=np.int64)[scene]
+    bw = np.array([s.block_shape[1] for s in scenes], dtype=np.int64)[scene]
+    height = np.array([s.height for s in scenes], dtype=np.int64)[scene]
+    width = np.array([s.width for s in scenes], dtype=np.int64)[scene]
+    r0 = np.maximum(columns["row_off"].astype(np.int64), 0)
+    c0 = np.maximum(columns["col_off"].astype(np.int64), 0)
+    r1 = np.minimum(columns["row_off"] + columns["height"].astype(np.int64), height)
+    c1 = np.minimum(columns["col_off"] + columns["width"].astype(np.int64), width)
     rows = np.where(r1 > r0, (r1 - 1) // bh - r0 // bh + 1, 0)
     cols = np.where(c1 > c0, (c1 - 1) // bw - c0 // bw + 1, 0)
     counts: np.ndarray = rows * cols
@@ -100,7 +109,7 @@ class AlignmentReport:
         )
 
 
-def check_alignment(index: ChipIndex) -> AlignmentReport:
+def check_alignment(index: ChipTable) -> AlignmentReport:
     """Report how the index's grid falls on its scenes' tiles and suggest an aligned grid.
 
     Uses the tile shape most scenes share; the suggestion keeps the edge policy and, as
@@ -116,9 +125,7 @@ def check_alignment(index: ChipIndex) -> AlignmentReport:
     if (size, stride) == (index.size, index.stride):
         after = now
     else:
-        after = tiles_per_chip(
-            ChipIndex.from_scenes(index.scenes, size=size, stride=stride, edge=index.edge or "drop")
-        )
+        after = _tiles_per_window(index.scenes, _grid(index.scenes, size, stride, index.edge))
     return AlignmentReport(
         tiles_per_chip=float(now.mean()) if len(now) else 0.0,
         aligned_tiles_per_chip=float(after.mean()) if len(after) else 0.0,
@@ -129,7 +136,20 @@ def check_alignment(index: ChipIndex) -> AlignmentReport:
     )
 
 
-def warn_if_unaligned(index: ChipIndex, stacklevel: int = 2) -> None:
+def _grid(scenes: Sequence[Scene], size: Pair, stride: Pair, edge: str | None) -> dict[str, Any]:
+    """The window columns of ``size``/``stride`` over ``scenes`` (as ``from_scenes`` lays them)."""
+    parts = [grid_windows(s.height, s.width, size, stride, edge or "drop") for s in scenes]  # type: ignore[arg-type]
+    counts = [len(rows) for rows, _ in parts]
+    return {
+        "scene": np.repeat(np.arange(len(scenes)), counts),
+        "row_off": np.concatenate([r for r, _ in parts] or [np.zeros(0, np.int64)]),
+        "col_off": np.concatenate([c for _, c in parts] or [np.zeros(0, np.int64)]),
+        "height": np.full(sum(counts), size[0]),
+        "width": np.full(sum(counts), size[1]),
+    }
+
+
+def warn_if_unaligned(index: ChipTable, stacklevel: int = 2) -> None:
     """Warn (:class:`~geochips.errors.TileAlignmentWarning`) if chips straddle tiles.
 
     Looks at the grid's size and stride against each tile shape of the index's tiled
@@ -149,7 +169,7 @@ def warn_if_unaligned(index: ChipIndex, stacklevel: int = 2) -> None:
             f"{block[0]}x{block[1]} tiles of {len(scenes)} scene(s) (e.g. "
             f"{scenes[0].name}): each chip decodes, and over HTTP downloads, every tile "
             f"it touches. size={size}, stride={stride} is aligned; "
-            "geochips.blocks.check_alignment(index) counts the tiles per chip",
+            "geochips.check_alignment(index) counts the tiles per chip",
             TileAlignmentWarning,
             stacklevel=stacklevel,
         )

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
-from geochips import slots
 from geochips.errors import CollateError
+from geochips.loading import slots
 
 STACKED = ("image", "valid", "mask")
 

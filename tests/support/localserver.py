@@ -7,7 +7,7 @@ answer. The request log is read back through ``GET /__log__``.
 
 **Usage**::
 
-    from geochips.localserver import ServerProcess
+    from support.localserver import ServerProcess
 
     with ServerProcess("folder/with/cogs") as server:
         index = geochips.ChipIndex.build(f"{server.url}/scene.tif", size=256)

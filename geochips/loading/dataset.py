@@ -35,7 +35,7 @@ import torch
 from affine import Affine
 from torch.utils.data import Dataset, get_worker_info
 
-from geochips import checksums, hrefs, slots
+from geochips import hrefs
 from geochips.errors import (
     DtypeConversionError,
     IncompatibleScenesError,
@@ -44,10 +44,12 @@ from geochips.errors import (
     TransformError,
 )
 from geochips.index import ChipIndex
-from geochips.reader import Reader
-from geochips.scenes import Scene
-from geochips.settings import READ_RETRIES
-from geochips.signing import SignSpec, resolve_signer
+from geochips.io.reader import Reader
+from geochips.io.settings import READ_RETRIES
+from geochips.io.signing import SignSpec, resolve_signer
+from geochips.loading import slots
+from geochips.scene import Scene
+from geochips.select import checksums
 from geochips.windows import ChipWindow
 
 # Source dtypes torch cannot use as they are, and the smallest dtype that holds them.
@@ -138,19 +140,20 @@ class ChipDataset(Dataset[Sample]):
         transform: a callable applied to each sample dict before it is returned.
         fill_value: value of padded pixels (default: the scene's nodata, else 0).
         max_open: open files kept per thread of each process.
-        gdal_options: GDAL configuration options for every reading process.
+        gdal_options: GDAL configuration options for every reading process, over the
+            index's own (:attr:`ChipIndex.gdal_options`, given to ``build``).
         threads: threads reading the chips of one batch in ``__getitems__``; ``None``
             picks 8 for remote scenes, and for local ones the CPU count in the main
             process and 1 inside DataLoader workers (the workers already use the cores).
         reuse_batch_memory: in DataLoader workers, read batches into shared memory the
-            worker reuses (:mod:`geochips.slots`); ``False`` gives plain memory, which torch
+            worker reuses (:mod:`geochips.loading.slots`); ``False`` gives plain memory, which torch
             copies into fresh shared memory for every batch, as does the environment
             variable ``GEOCHIPS_REUSE_BATCH_MEMORY=0`` for every dataset.
         sign: replaces the index's signer (kept when not given): ``None`` reads hrefs
             as they are; ``"auto"``, ``"planetary-computer"`` or a callable as in
             :meth:`ChipIndex.build`.
         retries: attempts after the first for a failed remote read (see
-            :data:`geochips.settings.READ_RETRIES`); ``0`` fails on the first error.
+            :data:`geochips.io.settings.READ_RETRIES`); ``0`` fails on the first error.
         verify: check every chip against the ``checksum`` column of the index (see
             :func:`geochips.record_checksums`); ``None`` checks when the index has one.
             Checksums cover every band, so a dataset reading some ``bands`` reads them
@@ -202,7 +205,10 @@ class ChipDataset(Dataset[Sample]):
             else resolve_signer(sign, (h for s in index.scenes for h in s.hrefs))
         )
         self.reader = Reader(
-            max_open=max_open, gdal_options=gdal_options, signer=signer, retries=retries
+            max_open=max_open,
+            gdal_options={**index.gdal_options, **(gdal_options or {})},
+            signer=signer,
+            retries=retries,
         )
         self.with_valid = index.edge == "pad" or any(s.nodata is not None for s in index.scenes)
         has_sums = checksums.COLUMN in index.column_names

@@ -1,7 +1,7 @@
 """Shared memory that only geochips can lend across processes (Linux; the OS side of slots).
 
 A slot is a ``memfd`` a worker maps once. It reaches the main process only as a file
-descriptor that :func:`geochips.slots` pickles itself (:meth:`Memory.lend`); torch never
+descriptor that :func:`geochips.loading.slots` pickles itself (:meth:`Memory.lend`); torch never
 sees it as shared memory, so a tensor on it that torch pickles is copied into fresh shared
 memory (what torch does for any tensor not yet shared). Everything here is the standard
 library: no private torch API.

@@ -6,7 +6,7 @@ changes) and then reopens, so DataLoader workers started by ``fork`` or ``spawn`
 own their handles. rasterio datasets are not thread-safe, so each thread has its own
 bounded LRU cache (``max_open`` handles; the least recently used is closed).
 
-GDAL settings for remote COGs (:mod:`geochips.settings`: no directory listing on open,
+GDAL settings for remote COGs (:mod:`geochips.io.settings`: no directory listing on open,
 merged range requests, a bounded block cache) are set in every thread of every process
 that reads, before its first open; ``gdal_options`` overrides or extends them.
 """
@@ -30,11 +30,12 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geochips import gdallog, hrefs, settings
+from geochips import hrefs
 from geochips.errors import InvalidParameterError, SceneChangedError, SceneReadError
-from geochips.scenes import Scene
-from geochips.settings import cache_bytes, merge_options, open_env
-from geochips.signing import Signer, resolve_signer
+from geochips.io import gdallog, settings
+from geochips.io.settings import cache_bytes, merge_options, open_env
+from geochips.io.signing import Signer, resolve_signer
+from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
 HandleKey: TypeAlias = tuple[str, Hashable]
@@ -127,9 +128,9 @@ class Reader:
     Args:
         max_open: open datasets kept per thread of each process.
         gdal_options: GDAL configuration options, merged over
-            :data:`geochips.settings.DEFAULT_GDAL_OPTIONS`.
+            :data:`geochips.io.settings.DEFAULT_GDAL_OPTIONS`.
         signer: turns an unsigned href into a readable one, in the reading process; it is
-            wrapped in a :class:`~geochips.signing.HrefSigner`, so a signed href is reused
+            wrapped in a :class:`~geochips.io.signing.HrefSigner`, so a signed href is reused
             until its token nears expiry, and a failed open or read of a signed href is
             retried once with a fresh signature.
     """
@@ -262,7 +263,7 @@ class Reader:
         A ``fresh`` attempt (a retry) reopens the file after clearing GDAL's HTTP cache of
         it, so the truncated bytes of a failed attempt are not served again, with GDAL's
         debug lines on: they name the HTTP status or transport error of a failure
-        (:mod:`geochips.gdallog`).
+        (:mod:`geochips.io.gdallog`).
         """
         if not fresh:
             data: np.ndarray = self._handle(scene, file).read(indexes, window=inner, out=out)
@@ -296,8 +297,8 @@ class Reader:
     ) -> np.ndarray:
         """Read bands ``indexes`` of one file, retrying a failed remote read.
 
-        Remote reads get :data:`~geochips.settings.READ_RETRIES` more attempts with
-        backoff, within :data:`~geochips.settings.READ_BUDGET` seconds; each retry reopens
+        Remote reads get :data:`~geochips.io.settings.READ_RETRIES` more attempts with
+        backoff, within :data:`~geochips.io.settings.READ_BUDGET` seconds; each retry reopens
         the file with its HTTP cache cleared (and a refused signed href signed afresh), and
         stops early when GDAL's answer says trying again cannot help (404, damaged tile).
         """

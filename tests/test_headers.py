@@ -4,7 +4,7 @@ import rasterio
 
 from geochips import ChipDataset, ChipIndex, sample_data
 from geochips.errors import IncompatibleScenesError, SceneHeaderError
-from geochips.scenes import read_header, read_headers
+from geochips.io.headers import read_header, read_headers
 from geochips.sources import SceneSource
 
 

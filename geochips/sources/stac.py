@@ -9,7 +9,7 @@ href (or the file it was read from).
 
 Assets that carry ``proj:shape`` / ``proj:transform`` (Sentinel-2 on Planetary Computer)
 are checked for a common grid here, before any file is opened; other assets are checked
-when their headers are read (:func:`geochips.scenes.read_header`).
+when their headers are read (:func:`geochips.io.headers.read_header`).
 
 Item properties named in ``properties=`` (``"datetime"``, ``"platform"``,
 ``"sat:relative_orbit"``...) become index columns; ``"id"`` and ``"collection"`` are the
@@ -28,7 +28,7 @@ import pystac
 
 from geochips import hrefs
 from geochips.errors import IncompatibleScenesError, InvalidParameterError
-from geochips.sources import SceneSource
+from geochips.scene import SceneSource
 
 
 def _read_json(href: str) -> dict[str, Any]:

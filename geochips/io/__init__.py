@@ -1,0 +1,11 @@
+"""The I/O layer: the only place that opens files or sets GDAL configuration.
+
+* :mod:`~geochips.io.settings` — GDAL options, and the context each open runs in;
+* :mod:`~geochips.io.gdallog` — what GDAL said during a read (decode warnings, causes);
+* :mod:`~geochips.io.signing` — signing hrefs in the reading process (Planetary Computer);
+* :mod:`~geochips.io.headers` — scene headers, never pixels;
+* :mod:`~geochips.io.reader` — chip windows, with handles per process and thread, retries
+  and a check that each file still matches its header;
+* :mod:`~geochips.io.masks` — coarse valid masks from overviews;
+* :mod:`~geochips.io.parquet` — the saved index (GeoParquet).
+"""

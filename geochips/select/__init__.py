@@ -1,0 +1,8 @@
+"""Selection: ChipIndex in, ChipIndex (or splits) out, mostly without reading pixels.
+
+* :mod:`~geochips.select.aoi` — chips in an area of interest;
+* :mod:`~geochips.select.valid` — valid (not nodata) fractions from coarse masks;
+* :mod:`~geochips.select.splits` — spatially blocked train/val/test splits;
+* :mod:`~geochips.select.leakage` — the independent proof that splits share no ground;
+* :mod:`~geochips.select.checksums` — per-chip checksums, read once, checked at read time.
+"""
