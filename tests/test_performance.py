@@ -237,3 +237,13 @@ def test_header_threads_have_exited_when_build_returns(make_scene):
     before = set(os.listdir("/proc/self/task"))
     ChipIndex.build({f"s{i}": path for i in range(12)}, size=16, workers=6)
     assert set(os.listdir("/proc/self/task")) <= before
+
+
+def test_a_sample_given_another_image_is_stacked_not_taken_from_the_batch(make_scene):
+    dataset = ChipDataset(ChipIndex.build([make_scene(height=32, width=32, count=1)], size=16))
+    samples = dataset.__getitems__([0, 1, 2])
+    replaced = dataset[3]["image"]
+    samples[1]["image"] = replaced  # a wrapper changed one sample after the read
+    batch = collate(samples)
+    assert torch.equal(batch["image"][1], replaced)
+    assert torch.equal(batch["image"][0], dataset[0]["image"])

@@ -14,6 +14,32 @@ from geochips.loading import slots
 STACKED = ("image", "valid", "mask")
 
 
+class BatchSamples(list[dict[str, Any]]):
+    """The samples of one batch read into the rows of one tensor per key.
+
+    :meth:`ChipDataset.__getitems__ <geochips.ChipDataset.__getitems__>` returns them;
+    :func:`collate` then hands out those tensors as they are instead of stacking a copy,
+    for every key whose samples still hold the rows they were given.
+    """
+
+    def __init__(
+        self,
+        samples: list[dict[str, Any]],
+        rows: dict[str, tuple[torch.Tensor, list[torch.Tensor]]],
+    ) -> None:
+        super().__init__(samples)
+        self.rows = rows
+        """``key -> (batch tensor, the row given to each sample)``."""
+
+    def ready(self, key: str) -> torch.Tensor | None:
+        """The batch tensor of ``key``, if every sample still holds its own row of it."""
+        found = self.rows.get(key)
+        if found is None or len(found[1]) != len(self):
+            return None
+        tensor, rows = found
+        return tensor if all(s.get(key) is r for s, r in zip(self, rows, strict=True)) else None
+
+
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stack ``image`` (and ``valid``/``mask`` when present) and list everything else.
 
@@ -44,7 +70,9 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in stacked:
         _check(key, columns[key], samples)
     # ChipDataset.__getitems__ reads a batch into one tensor, row by row: returned as is.
-    ready = {k: base for k in stacked if (base := _batch_of(columns[k])) is not None}
+    ready = {}
+    if isinstance(samples, BatchSamples):
+        ready = {k: tensor for k in stacked if (tensor := samples.ready(k)) is not None}
     todo = [k for k in stacked if k not in ready]
     outs = dict(zip(todo, _outputs([columns[k] for k in todo]), strict=True))
     batch: dict[str, Any] = {}
@@ -86,19 +114,6 @@ def _check(key: str, tensors: list[torch.Tensor], samples: Sequence[dict[str, An
             f"{tuple(first.shape)} {first.dtype}, but {listing}{more} differ. Choose bands= "
             "and dtype= so every scene gives the same shape, or batch scenes separately"
         )
-
-
-def _batch_of(tensors: list[torch.Tensor]) -> torch.Tensor | None:
-    """The tensor whose rows ``tensors`` are, in order, if there is one."""
-    base = tensors[0]._base
-    if (
-        base is not None
-        and base.shape[0] == len(tensors)
-        and all(t._base is base for t in tensors)
-        and all(t.data_ptr() == base[k].data_ptr() for k, t in enumerate(tensors))
-    ):
-        return base
-    return None
 
 
 def _outputs(groups: list[list[torch.Tensor]]) -> list[torch.Tensor | None]:

@@ -48,6 +48,7 @@ from geochips.io.reader import Reader
 from geochips.io.settings import READ_RETRIES
 from geochips.io.signing import SignSpec, resolve_signer
 from geochips.loading import slots
+from geochips.loading.collate import BatchSamples
 from geochips.scene import Scene
 from geochips.select import checksums
 from geochips.windows import ChipWindow
@@ -260,20 +261,23 @@ class ChipDataset(Dataset[Sample]):
         """Return the samples of a batch, read by several threads (GDAL releases the GIL)."""
         threads = self._threads()
         positions = self._batch_positions(keys)
-        if positions is None:  # mixed shapes or dtypes, a transform: sample by sample
-            read: Any = self.__getitem__
-            todo: Sequence[Any] = keys
-        else:
-            # Each chip is converted straight into its slot of one batch tensor, so that
-            # geochips.collate returns it without stacking: the copy saved is 16 MB for 16
-            # int32 512x512 chips, ~0.3 ms a chip (benchmarks/RESULTS.md).
-            images, valids = self._batch_tensors(positions)
-            read = self._read_into
-            todo = [
-                (p, images[k], None if valids is None else valids[k])
-                for k, p in enumerate(positions)
-            ]
-        if threads <= 1 or len(keys) <= 1:
+        if positions is None:  # chip ids or a transform: sample by sample
+            return self._map(self.__getitem__, list(keys), threads)
+        # Each chip is converted straight into its row of one batch tensor, so that
+        # geochips.collate returns the tensor without stacking: the copy saved is 16 MB
+        # for 16 int32 512x512 chips, ~0.3 ms a chip (benchmarks/RESULTS.md).
+        images, valids = self._batch_tensors(positions)
+        image_rows = list(images)
+        valid_rows = list(valids) if valids is not None else [None] * len(positions)
+        todo = list(zip(positions, image_rows, valid_rows, strict=True))
+        samples = self._map(self._read_into, todo, threads)
+        rows = {"image": (images, image_rows)}
+        if valids is not None:
+            rows["valid"] = (valids, valid_rows)
+        return BatchSamples(samples, rows)
+
+    def _map(self, read: Callable[[Any], Any], todo: list[Any], threads: int) -> list[Any]:
+        if threads <= 1 or len(todo) <= 1:
             return [read(k) for k in todo]
         return list(self._executor(threads).map(read, todo))
 

@@ -105,8 +105,7 @@ class Slot:
         hold = np.frombuffer(self.memory.map, np.uint8)  # lives as long as any of the views
         self._held = weakref.ref(hold)
         storage = torch.from_numpy(hold).untyped_storage()
-        # Tensors of their own (no ``_base``), as torch.empty gives: collate checks that
-        # the samples are the rows of one batch tensor through their ``_base``.
+        # Tensors of their own, as torch.empty gives, each on the slot's one storage.
         return [
             torch.empty(0, dtype=dtype).set_(
                 storage, offset // _itemsize(dtype), shape, _contiguous_strides(shape)
