@@ -48,8 +48,9 @@ from geochips.windows import ChipWindow
 
 if TYPE_CHECKING:
     from geochips.loading.collate import collate
-    from geochips.loading.dataset import ChipDataset, Sample
+    from geochips.loading.dataset import ChipDataset
     from geochips.loading.samplers import BlockShuffleSampler
+    from geochips.loading.samples import Sample
 
 __version__ = "0.1.0"
 
@@ -57,7 +58,7 @@ __version__ = "0.1.0"
 _LOADING = {
     "BlockShuffleSampler": "geochips.loading.samplers",
     "ChipDataset": "geochips.loading.dataset",
-    "Sample": "geochips.loading.dataset",
+    "Sample": "geochips.loading.samples",
     "collate": "geochips.loading.collate",
 }
 # Internals exported by earlier versions, still reachable from their modules.

@@ -23,7 +23,7 @@ from geochips import (
 )
 from geochips.io.headers import read_headers
 from geochips.loading import slots
-from geochips.loading.dataset import _bounds, _chip_transform
+from geochips.loading.samples import chip_bounds, chip_transform
 from geochips.sources import find_sources
 
 # Small test scenes have small tiles, so most grids here straddle them on purpose.
@@ -192,10 +192,10 @@ def test_chip_geometry_in_plain_floats_equals_affine_products():
         h, w = (int(v) for v in rng.integers(1, 600, 2))
         window = ChipWindow(r, c, h, w)
         expected = transform @ Affine.translation(c, r)
-        assert _chip_transform(transform, window) == expected
+        assert chip_transform(transform, window) == expected
         corners = [transform @ p for p in ((c, r), (c + w, r), (c, r + h), (c + w, r + h))]
         xs, ys = [x for x, _ in corners], [y for _, y in corners]
-        assert _bounds(transform, window) == (min(xs), min(ys), max(xs), max(ys))
+        assert chip_bounds(transform, window) == (min(xs), min(ys), max(xs), max(ys))
 
 
 @pytest.mark.parametrize("threads", [1, 3])

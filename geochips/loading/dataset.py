@@ -1,26 +1,9 @@
 """The map-style dataset: ``len(ds) == len(index)``, and ``ds[i]`` reads one window.
 
-A sample is a dict in the convention torchgeo users know::
+A sample is a dict in the convention torchgeo users know (:class:`Sample`, in
+:mod:`geochips.loading.samples` with the geometry and valid mask of a chip).
 
-    {"image": Tensor[C, H, W], "valid": Tensor[1, H, W] (bool, when the scenes have
-     nodata or the index pads edges), "chip_id": str, "scene": str, "window": ChipWindow,
-     "bounds": (left, bottom, right, top) | None, "crs": str | None, "transform": Affine | None}
-
-``bounds``, ``crs`` and ``transform`` are in the scene's own CRS and grid (no reprojection);
-for GCP-only scenes they come from the transform fitted to the GCPs (approximate).
-
-Dtypes: by default every value is kept exactly in a dtype torch fully supports: uint8,
-int8, int16, int32, int64 and floats stay; uint16 widens to int32 and uint32 to int64
-(torch's unsigned types lack most operations). A requested ``dtype`` must hold every value
-of the source dtype (integers to floats are allowed: they round, they never wrap); a
-conversion that could wrap or truncate, like uint16 -> int16, is refused.
-
-``dtype="uint16"`` (or uint32, uint64) is allowed when asked for: torch holds and moves
-these tensors (stack, shared memory between DataLoader workers, ``.to(device)``) but has
-few operations on them, so convert them where the data goes, e.g.
-``batch["image"].to("cuda").float()``. Half the bytes of int32 cross from the workers and
-to the GPU, and chips are read straight into the batch tensor, with no conversion pass
-(benchmarks/RESULTS.md).
+Dtypes are chosen by :func:`geochips.loading.dtypes.output_dtype` (see its module).
 """
 
 from __future__ import annotations
@@ -28,16 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import torch
-from affine import Affine
 from torch.utils.data import Dataset, get_worker_info
 
 from geochips import hrefs
 from geochips.errors import (
-    DtypeConversionError,
     IncompatibleScenesError,
     InvalidParameterError,
     SceneReadError,
@@ -49,75 +30,19 @@ from geochips.io.settings import READ_RETRIES
 from geochips.io.signing import SignSpec, resolve_signer
 from geochips.loading import slots
 from geochips.loading.collate import BatchSamples
+from geochips.loading.dtypes import TORCH, dtype_name, output_dtype
+from geochips.loading.samples import (
+    Sample,
+    chip_bounds,
+    chip_transform,
+    typed_nodata,
+    valid_mask,
+)
 from geochips.scene import Scene
 from geochips.select import checksums
 from geochips.windows import ChipWindow
 
-# Source dtypes torch cannot use as they are, and the smallest dtype that holds them.
-WIDEN = {"uint16": "int32", "uint32": "int64", "uint64": "float64"}
-TORCH_DTYPES = (
-    "bool",
-    "uint8",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "float16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
-# Unsigned dtypes torch stores and moves but barely computes on: given only when asked.
-TORCH_UNSIGNED = ("uint16", "uint32", "uint64")
 _UNSET: Any = object()
-
-
-class Sample(TypedDict, total=False):
-    """One chip as :class:`ChipDataset` returns it (``valid`` only when relevant)."""
-
-    image: torch.Tensor
-    valid: torch.Tensor
-    chip_id: str
-    scene: str
-    window: ChipWindow
-    bounds: tuple[float, float, float, float] | None
-    crs: str | None
-    transform: Affine | None
-
-
-def output_dtype(source: str, requested: str | None, scale: bool) -> np.dtype[Any]:
-    """Return the dtype samples of a ``source`` scene get, refusing lossy wrap-arounds.
-
-    Raises:
-        DtypeConversionError: if ``requested`` cannot hold every ``source`` value.
-    """
-    src = np.dtype(source)
-    if requested is None:
-        if scale:
-            return np.dtype("float64" if src.itemsize > 4 else "float32")
-        return np.dtype(WIDEN.get(src.name, src.name))
-    dst = np.dtype(requested)
-    if dst.name not in TORCH_DTYPES + TORCH_UNSIGNED or dst.name == "bool":
-        raise DtypeConversionError(
-            f"dtype={requested!r} is not a dtype torch supports; choose one of "
-            f"{', '.join(t for t in TORCH_DTYPES + TORCH_UNSIGNED if t != 'bool')}"
-        )
-    if scale and dst.kind != "f":
-        raise DtypeConversionError(
-            f"scale=True gives fractional values, which dtype={requested!r} cannot hold; "
-            "choose float32 or float64"
-        )
-    lossless = np.can_cast(src, dst, "safe")
-    rounds = src.kind in "biuf" and dst.kind in "fc"  # rounding, never wrapping
-    if not (lossless or rounds):
-        limits = np.iinfo(src) if src.kind in "iu" else np.finfo(src)
-        raise DtypeConversionError(
-            f"converting {src.name} pixels to {dst.name} could wrap or truncate values "
-            f"(source range {limits.min}..{limits.max}); use dtype="
-            f"{WIDEN.get(src.name, src.name)!r} (the default) or a float dtype"
-        )
-    return dst
 
 
 class ChipDataset(Dataset[Sample]):
@@ -189,12 +114,12 @@ class ChipDataset(Dataset[Sample]):
             )
         self.index = index
         self.bands = _check_bands(bands, index.scenes)
-        requested = _dtype_name(dtype)
+        requested = dtype_name(dtype)
         self.scale = scale
         self._out_dtypes = [output_dtype(s.dtype, requested, scale) for s in index.scenes]
         _check_stackable(index, self.bands, self._out_dtypes)
         self._fill = [_fill_for(s, fill_value) for s in index.scenes]
-        self._nodata = [_typed_nodata(s) for s in index.scenes]
+        self._nodata = [typed_nodata(s) for s in index.scenes]
         self.transform = transform
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InvalidParameterError(f"threads must be None or an int >= 1, got {threads!r}")
@@ -309,7 +234,7 @@ class ChipDataset(Dataset[Sample]):
         first = positions[0]
         scene_pos, window = self.index.locate(first)
         shape = (len(positions), self._band_count(scene_pos), window.height, window.width)
-        dtype = _TORCH[self._out_dtypes[scene_pos].name]
+        dtype = TORCH[self._out_dtypes[scene_pos].name]
         reuse = self.reuse_batch_memory
         if not self.with_valid:
             return slots.empty([(shape, dtype)], reuse=reuse)[0], None
@@ -363,13 +288,13 @@ class ChipDataset(Dataset[Sample]):
             "chip_id": chip_id,
             "scene": scene.id,
             "window": window,
-            "bounds": _bounds(scene.transform, window),
+            "bounds": chip_bounds(scene.transform, window),
             "crs": scene.crs,
-            "transform": _chip_transform(scene.transform, window),
+            "transform": chip_transform(scene.transform, window),
         }
         if self.with_valid:
             out = None if valid is None else valid.numpy()
-            mask = _valid_mask(data, scene, window, self._nodata[scene_pos], out)
+            mask = valid_mask(data, scene, window, self._nodata[scene_pos], out)
             sample["valid"] = torch.from_numpy(mask) if valid is None else valid
         return sample
 
@@ -408,23 +333,6 @@ class ChipDataset(Dataset[Sample]):
 
     def __repr__(self) -> str:
         return f"ChipDataset({len(self)} chips, {self.index!r})"
-
-
-_TORCH = {
-    "uint8": torch.uint8,
-    "uint16": torch.uint16,
-    "uint32": torch.uint32,
-    "uint64": torch.uint64,
-    "int8": torch.int8,
-    "int16": torch.int16,
-    "int32": torch.int32,
-    "int64": torch.int64,
-    "float16": torch.float16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "complex64": torch.complex64,
-    "complex128": torch.complex128,
-}
 
 
 def _check_bands(bands: Sequence[int] | None, scenes: Sequence[Scene]) -> list[int] | None:
@@ -471,17 +379,6 @@ def _check_stackable(
     )
 
 
-def _dtype_name(dtype: str | np.dtype[Any] | torch.dtype | None) -> str | None:
-    if dtype is None:
-        return None
-    if isinstance(dtype, torch.dtype):
-        return str(dtype).removeprefix("torch.")
-    try:
-        return np.dtype(dtype).name
-    except TypeError:
-        raise InvalidParameterError(f"dtype={dtype!r} is not a dtype") from None
-
-
 def _fill_for(scene: Scene, fill_value: float | None) -> float:
     value = (
         fill_value if fill_value is not None else (scene.nodata if scene.nodata is not None else 0)
@@ -495,75 +392,3 @@ def _fill_for(scene: Scene, fill_value: float | None) -> float:
             f"choose a value in {np.iinfo(dtype).min}..{np.iinfo(dtype).max}"
         )
     return value
-
-
-def _chip_transform(transform: Affine | None, w: ChipWindow) -> Affine | None:
-    """``transform @ Affine.translation(col_off, row_off)``, in plain floats (4x faster)."""
-    if transform is None:
-        return None
-    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
-    return Affine(a, b, w.col_off * a + w.row_off * b + c, d, e, w.col_off * d + w.row_off * e + f)
-
-
-def _bounds(transform: Affine | None, w: ChipWindow) -> tuple[float, float, float, float] | None:
-    # The box of the four corners, in plain floats: Affine products cost ~30 us a chip.
-    if transform is None:
-        return None
-    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
-    c0, r0 = w.col_off, w.row_off
-    c1, r1 = c0 + w.width, r0 + w.height
-    xs = (c0 * a + r0 * b + c, c1 * a + r0 * b + c, c0 * a + r1 * b + c, c1 * a + r1 * b + c)
-    ys = (c0 * d + r0 * e + f, c1 * d + r0 * e + f, c0 * d + r1 * e + f, c1 * d + r1 * e + f)
-    return (min(xs), min(ys), max(xs), max(ys))
-
-
-def _typed_nodata(scene: Scene) -> Any:
-    """The scene's nodata as a scalar of its dtype, when it is exactly one.
-
-    Comparing uint16 pixels with the float ``0.0`` of a header makes NumPy convert every
-    pixel to float64 first (6x slower than comparing with ``np.uint16(0)``).
-    """
-    if scene.nodata is None or np.isnan(scene.nodata):
-        return scene.nodata
-    dtype = np.dtype(scene.dtype)
-    if dtype.kind in "iu" and not (
-        float(scene.nodata).is_integer()
-        and np.iinfo(dtype).min <= scene.nodata <= np.iinfo(dtype).max
-    ):
-        return scene.nodata  # no pixel can equal it; compare as it is
-    return dtype.type(scene.nodata)
-
-
-def _valid_mask(
-    data: np.ndarray, scene: Scene, window: ChipWindow, nodata: Any, out: np.ndarray | None
-) -> np.ndarray:
-    """Valid pixels: inside the scene and, where nodata is set, any band not nodata (GDAL).
-
-    Written into ``out`` (bool, ``(1, height, width)``) when given, else into a new array.
-    """
-    valid = np.empty((1, window.height, window.width), dtype=bool) if out is None else out
-    if nodata is None:
-        valid[...] = True
-    elif np.isnan(nodata):
-        np.logical_not(np.isnan(data).all(axis=0, keepdims=True), out=valid)
-    elif len(data) == 1:
-        np.not_equal(data, nodata, out=valid)  # one band: one pass, no reduction
-    else:
-        np.any(data != nodata, axis=0, keepdims=True, out=valid)
-    if (
-        window.row_off >= 0
-        and window.col_off >= 0
-        and window.row_off + window.height <= scene.height
-        and window.col_off + window.width <= scene.width
-    ):
-        return valid
-    rows, cols = window.slices()
-    outside_rows = (np.arange(rows.start, rows.stop) < 0) | (
-        np.arange(rows.start, rows.stop) >= scene.height
-    )
-    outside_cols = (np.arange(cols.start, cols.stop) < 0) | (
-        np.arange(cols.start, cols.stop) >= scene.width
-    )
-    valid[0, outside_rows, :] = False
-    valid[0, :, outside_cols] = False
-    return valid
