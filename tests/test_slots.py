@@ -278,14 +278,30 @@ def test_the_pool_reuses_free_slots_and_forgets_the_oldest():
     assert len({t.data_ptr() for t in held}) == slots.MAX_SLOTS
 
 
-def test_the_pool_keeps_one_spare_free_slot():
+def test_the_pool_gives_back_slots_left_idle():
     pool = slots.Pool()
     specs = [((3, 8), torch.uint16)]
     burst = [pool.tensors(specs)[0] for _ in range(4)]  # four batches held at once
     assert len(pool.slots) == 4
     del burst
-    pool.tensors(specs)  # reuses one, keeps one spare, releases the other two
-    assert len(pool.slots) == 1 + slots.SPARE
+    for _ in range(slots.IDLE - 4):  # one batch at a time: one slot is enough
+        pool.tensors(specs)
+    assert len(pool.slots) == 4  # not yet given back: a burst may come again
+    for _ in range(4):
+        pool.tensors(specs)
+    assert len(pool.slots) == 1 and pool.allocated == 4
+
+
+def test_the_pool_keeps_the_slots_a_steady_run_needs():
+    # Three batches in flight, all of them freed at once (an epoch's end), three again.
+    pool = slots.Pool()
+    specs = [((3, 8), torch.uint16)]
+    for _ in range(3):
+        in_flight = [pool.tensors(specs)[0] for _ in range(3)]
+        for _ in range(slots.IDLE // 2):
+            in_flight = [*in_flight[1:], pool.tensors(specs)[0]]
+        del in_flight
+    assert pool.allocated == 4
 
 
 # -- real DataLoader workers ----------------------------------------------------------------

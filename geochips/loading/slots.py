@@ -74,9 +74,11 @@ MAX_SLOTS = 6
 """Slots a worker keeps: the batches in flight (``prefetch_factor``, 2 by default), the one
 the main process uses, the one being read, and spare."""
 
-SPARE = 1
-"""Free slots a worker keeps besides the one it reuses; more are released to the OS (a
-burst of batches held at once does not pin that memory for the worker's life)."""
+IDLE = 4 * MAX_SLOTS
+"""Batches a free slot may stay unused before its memory goes back to the OS: a burst of
+batches held at once does not pin that memory for the worker's life, and the slots a steady
+run needs (more at an epoch's start, when every batch is prefetched at once) are not given
+back only to be made again."""
 
 HEADER = 64  # bytes before the first tensor: a uint32 count of the leases freed
 ALIGN = 64
@@ -94,6 +96,8 @@ class Slot:
         self.sent = 0
         """Leases sent for this slot (mod 2**32), as the header counts those freed."""
         self._held: weakref.ref[np.ndarray[Any, Any]] | None = None
+        self.used = 0
+        """The pool's batch count when this slot was last handed out."""
 
     def reusable(self) -> bool:
         """Whether every lease sent came back and this process holds no tensor of the slot."""
@@ -138,14 +142,19 @@ class Pool:
         self.slots: list[Slot] = []
         self.allocated = 0
         """Slots created (fresh shared memory) in this process: reuse keeps it small."""
+        self.batches = 0
+        """Batches asked for in this process."""
 
     def tensors(self, specs: Sequence[Spec]) -> list[torch.Tensor]:
         """Return uninitialised tensors for one batch, in a reused slot when one is free."""
+        self.batches += 1
         nbytes = size(specs)
         free = [s for s in self.slots if s.reusable()]
-        slot = next((s for s in free if s.nbytes == nbytes), None)
-        for spare in [s for s in free if s is not slot][:-SPARE]:  # the oldest go
-            self.slots.remove(spare)
+        # The most recently used free slot: the fewest slots stay in use, the rest go idle.
+        slot = next((s for s in reversed(free) if s.nbytes == nbytes), None)
+        for spare in free:
+            if spare is not slot and self.batches - spare.used > IDLE:
+                self.slots.remove(spare)
         if slot is None:
             slot = Slot(nbytes)
             self.allocated += 1
@@ -157,6 +166,7 @@ class Pool:
         else:
             self.slots.remove(slot)  # most recently used last
             self.slots.append(slot)
+        slot.used = self.batches
         return slot.tensors(specs)
 
     def find(self, tensor: torch.Tensor) -> Slot | None:
