@@ -37,6 +37,7 @@ from geochips.errors import (
     TransformError,
 )
 from geochips.index import Chip, ChipIndex
+from geochips.labels import RasterLabels, VectorLabels
 from geochips.scene import Scene
 from geochips.select.aoi import filter_aoi
 from geochips.select.checksums import record_checksums
@@ -107,6 +108,7 @@ __all__ = [
     "InvalidParameterError",
     "LeakageError",
     "LeakageReport",
+    "RasterLabels",
     "Sample",
     "Scene",
     "SceneChangedError",
@@ -117,6 +119,7 @@ __all__ = [
     "Splits",
     "TileAlignmentWarning",
     "TransformError",
+    "VectorLabels",
     "check_alignment",
     "check_leakage",
     "collate",

@@ -25,6 +25,7 @@ from geochips.footprints import footprints
 from geochips.io.headers import read_headers
 from geochips.io.parquet import load_index, save_index
 from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
+from geochips.labels import as_labels
 from geochips.progress import resolve_progress
 from geochips.scene import Scene
 from geochips.sources import find_sources
@@ -74,6 +75,7 @@ class ChipIndex:
         edge: str | None = None,
         signer: Signer | None = None,
         gdal_options: Mapping[str, Any] | None = None,
+        labels: Any = None,
     ) -> None:
         missing = [c for c in WINDOW_COLUMNS if c not in columns]
         if missing:
@@ -99,6 +101,10 @@ class ChipIndex:
         """GDAL options given to :meth:`build`, used by every read of the index's scenes
         (``ChipDataset``, ``estimate_valid``, ``record_checksums``) unless they override
         them; never saved (they may hold credentials)."""
+        self.labels = labels
+        """The labels of the chips (a :class:`~geochips.VectorLabels` or
+        :class:`~geochips.RasterLabels`, or ``None``), which ``ChipDataset`` reads unless
+        given others; saved with the index when their source is a file or URL."""
         self._chip_ids: list[str] | None = None
         self._positions: dict[str, int] | None = None
 
@@ -426,7 +432,18 @@ class ChipIndex:
             edge=self.edge,
             signer=self.signer,
             gdal_options=self.gdal_options,
+            labels=self.labels,
         )
+
+    def with_labels(self, labels: Any) -> ChipIndex:
+        """Return a copy of the index that carries ``labels`` (see :mod:`geochips.labels`).
+
+        ``labels`` is a :class:`~geochips.VectorLabels`, a :class:`~geochips.RasterLabels`,
+        vector data (a path, a GeoDataFrame: it burns 1 into every geometry), or ``None``.
+        """
+        new = self._replace(self._columns)
+        new.labels = as_labels(labels)
+        return new
 
     def __iter__(self) -> Iterator[Chip]:
         for chip_id, (s, r, col, h, w) in zip(self.chip_ids, self._window_rows(), strict=True):
@@ -442,6 +459,7 @@ class ChipIndex:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("gdal_options", {})  # pickled before indexes carried them
+        state.setdefault("labels", None)
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

@@ -12,10 +12,11 @@ STAGES = {
     "bottom": 0,
     "sources": 1,
     "io": 2,
-    "index": 3,
-    "select": 4,
-    "loading": 5,
-    "shell": 6,
+    "labels": 3,
+    "index": 4,
+    "select": 5,
+    "loading": 6,
+    "shell": 7,
 }
 SHELL = {"geochips", "geochips.cli", "geochips.__main__"}
 

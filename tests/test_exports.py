@@ -13,10 +13,11 @@ PUBLIC = {
     "AlignmentReport", "BlockShuffleSampler", "Chip", "ChipDataset", "ChipIndex",
     "ChipNotFoundError", "ChipWindow", "CollateError", "DtypeConversionError", "GeochipsError",
     "GeochipsWarning", "IncompatibleScenesError", "IndexFileError", "InvalidParameterError",
-    "LeakageError", "LeakageReport", "Sample", "Scene", "SceneChangedError", "SceneHeaderError",
-    "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits", "TileAlignmentWarning",
-    "TransformError", "check_alignment", "check_leakage", "collate", "estimate_valid",
-    "filter_aoi", "record_checksums", "spatial_split",
+    "LeakageError", "LeakageReport", "RasterLabels", "Sample", "Scene", "SceneChangedError",
+    "SceneHeaderError", "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits",
+    "TileAlignmentWarning", "TransformError", "VectorLabels", "check_alignment",
+    "check_leakage", "collate", "estimate_valid", "filter_aoi", "record_checksums",
+    "spatial_split",
 }  # fmt: skip
 
 

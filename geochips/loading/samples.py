@@ -27,6 +27,14 @@ class Sample(TypedDict, total=False):
     bounds: tuple[float, float, float, float] | None
     crs: str | None
     transform: Affine | None
+    mask: torch.Tensor
+    """``(1, H, W)`` class ids, with labels (:mod:`geochips.labels`)."""
+    boxes: torch.Tensor
+    """``(K, 4)`` float32 pixel ``xyxy`` boxes, with ``VectorLabels(boxes=True)``."""
+    labels: torch.Tensor
+    """``(K,)`` int64 class ids of ``boxes``."""
+    instances: torch.Tensor
+    """``(K, H, W)`` bool, one mask per box, with ``VectorLabels(instances=True)``."""
 
 
 def chip_transform(transform: Affine | None, w: ChipWindow) -> Affine | None:
