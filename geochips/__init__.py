@@ -41,6 +41,7 @@ from geochips.labels import RasterLabels, VectorLabels
 from geochips.scene import Scene
 from geochips.select.aoi import filter_aoi
 from geochips.select.checksums import record_checksums
+from geochips.select.labels import filter_labels
 from geochips.select.leakage import LeakageReport, check_leakage
 from geochips.select.splits import SplitReport, Splits, spatial_split
 from geochips.select.valid import estimate_valid
@@ -125,6 +126,7 @@ __all__ = [
     "collate",
     "estimate_valid",
     "filter_aoi",
+    "filter_labels",
     "record_checksums",
     "spatial_split",
 ]

@@ -20,12 +20,17 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from geochips import hrefs
-from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
+from geochips import labels as labels_
+from geochips.errors import (
+    ChipNotFoundError,
+    GeochipsWarning,
+    InvalidParameterError,
+    SmallSceneWarning,
+)
 from geochips.footprints import footprints
 from geochips.io.headers import read_headers
-from geochips.io.parquet import load_index, save_index
+from geochips.io.parquet import load_index, metadata_entry, save_index
 from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
-from geochips.labels import as_labels
 from geochips.progress import resolve_progress
 from geochips.scene import Scene
 from geochips.sources import find_sources
@@ -442,7 +447,7 @@ class ChipIndex:
         vector data (a path, a GeoDataFrame: it burns 1 into every geometry), or ``None``.
         """
         new = self._replace(self._columns)
-        new.labels = as_labels(labels)
+        new.labels = labels_.as_labels(labels)
         return new
 
     def __iter__(self) -> Iterator[Chip]:
@@ -496,9 +501,18 @@ class ChipIndex:
 
         One row per chip with its id, scene, unsigned hrefs, window, every column and its
         footprint in longitude/latitude; the signer is never saved. See
-        :mod:`geochips.io.parquet`.
+        :mod:`geochips.io.parquet`. The :attr:`labels` are saved with it (their hrefs
+        without tokens) when they come from files; labels held in memory are not, and a
+        :class:`~geochips.errors.GeochipsWarning` says so.
         """
-        save_index(self, path)
+        saved, why_not = labels_.to_json(self.labels)
+        if why_not is not None:
+            warnings.warn(
+                f"the index is saved to {os.fspath(path)!r} without labels: {why_not}",
+                GeochipsWarning,
+                stacklevel=2,
+            )
+        save_index(self, path, {"labels": saved})
 
     @classmethod
     def load(
@@ -517,4 +531,7 @@ class ChipIndex:
         """
         index = load_index(path, cls, sign=sign)
         index.gdal_options = dict(gdal_options or {})
+        saved = metadata_entry(path, "labels")
+        if saved is not None:
+            index.labels = labels_.from_json(saved, os.fspath(path))
         return index

@@ -16,7 +16,7 @@ PUBLIC = {
     "LeakageError", "LeakageReport", "RasterLabels", "Sample", "Scene", "SceneChangedError",
     "SceneHeaderError", "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits",
     "TileAlignmentWarning", "TransformError", "VectorLabels", "check_alignment",
-    "check_leakage", "collate", "estimate_valid", "filter_aoi", "record_checksums",
+    "check_leakage", "collate", "estimate_valid", "filter_aoi", "filter_labels", "record_checksums",
     "spatial_split",
 }  # fmt: skip
 

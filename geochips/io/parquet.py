@@ -99,8 +99,13 @@ def _to_arrow(pa: Any, name: str, values: np.ndarray) -> tuple[Any, dict[str, An
 # -- save / load ----------------------------------------------------------------------------
 
 
-def save_index(index: ChipTable, path: str | os.PathLike[str]) -> None:
+def save_index(
+    index: ChipTable, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
+) -> None:
     """Write ``index`` as GeoParquet (see the module docstring for the layout).
+
+    ``extra`` entries (JSON values, such as the index's labels) join the ``geochips``
+    metadata; :func:`metadata_entry` reads one back.
 
     Raises:
         InvalidParameterError: if a column cannot be stored or clashes with a derived one.
@@ -189,6 +194,7 @@ def save_index(index: ChipTable, path: str | os.PathLike[str]) -> None:
         "edge": index.edge,
         "columns": infos,
         "scenes": [scene_to_json(s) for s in scenes],
+        **{k: v for k, v in (extra or {}).items() if v is not None},
     }
     table = pa.table(arrays).replace_schema_metadata(
         {
@@ -416,6 +422,17 @@ def _decode(pa: Any, table: Any, meta: Any, make: Callable[..., T]) -> T:
             f"{show(index.chip_ids[bad] if bad < len(index) else None)}; the file was edited"
         )
     return index
+
+
+def metadata_entry(path: str | os.PathLike[str], key: str) -> Any:
+    """The ``key`` entry of a saved index's ``geochips`` metadata (``None`` if absent).
+
+    Read after :func:`load_index` has checked the file, so it only reads the schema.
+    """
+    _, pq = _pyarrow()
+    raw = (pq.read_schema(os.fspath(path)).metadata or {}).get(b"geochips")
+    meta = json.loads(raw) if raw is not None else {}
+    return meta.get(key) if isinstance(meta, dict) else None
 
 
 def load_index(

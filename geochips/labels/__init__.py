@@ -8,8 +8,14 @@ loading layer turns their arrays into tensors.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
+from geochips import hrefs
+from geochips.errors import IndexFileError, InvalidParameterError
+from geochips.io.signing import strip_sas
 from geochips.labels.raster import RasterLabeller, RasterLabels
 from geochips.labels.vector import MASK_DTYPES, VectorLabeller, VectorLabels
 
@@ -39,3 +45,73 @@ def labeller(spec: Labels) -> Labeller:
     if isinstance(spec, VectorLabels):
         return VectorLabeller(spec)
     return RasterLabeller(spec)
+
+
+def to_json(spec: Labels | None) -> tuple[dict[str, Any] | None, str | None]:
+    """``(what a saved index keeps of spec, why it cannot keep it)``; hrefs lose their tokens.
+
+    Labels in memory (a GeoDataFrame, geometries, a callable) cannot be saved: the reason
+    says so, and the index is saved without them.
+    """
+    if spec is None:
+        return None, None
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    source = fields.pop("source")
+    if isinstance(source, (str, os.PathLike)):
+        saved: Any = _saved_href(os.fspath(source))
+    elif isinstance(spec, RasterLabels) and isinstance(source, Mapping):
+        saved = {str(k): _saved_href(str(v)) for k, v in source.items()}
+    else:
+        return None, (
+            f"its labels come from {type(source).__name__} in memory, not a file; save the "
+            "vector data to a file (e.g. GeoDataFrame.to_file) and label with its path"
+            if isinstance(spec, VectorLabels)
+            else "its RasterLabels source is a callable; give a {scene id: href} mapping"
+        )
+    if isinstance(fields.get("classes"), Mapping):
+        fields["classes"] = {"mapping": [[k, v] for k, v in fields["classes"].items()]}
+    elif fields.get("classes") is not None:
+        fields["classes"] = list(fields["classes"])
+    kind = "vector" if isinstance(spec, VectorLabels) else "raster"
+    return {"kind": kind, "source": saved, **fields}, None
+
+
+def from_json(raw: Any, where: str) -> Labels:
+    """The labels a saved index names (see :func:`to_json`).
+
+    Raises:
+        IndexFileError: naming the file and what is wrong with its ``labels`` entry.
+    """
+    kinds = {"vector": VectorLabels, "raster": RasterLabels}
+    if not isinstance(raw, Mapping) or raw.get("kind") not in kinds:
+        raise IndexFileError(
+            f"{where!r} has a 'labels' entry that is not labels saved by geochips; rebuild "
+            "the index's labels with ChipIndex.with_labels and save it again"
+        )
+    make = kinds[raw["kind"]]
+    names = {f.name for f in dataclasses.fields(make)}
+    fields = {k: v for k, v in raw.items() if k != "kind"}
+    unknown = sorted(set(fields) - names)
+    classes = fields.get("classes")
+    if isinstance(classes, Mapping) and isinstance(classes.get("mapping"), list):
+        fields["classes"] = {k: v for k, v in classes["mapping"]}
+    try:
+        if unknown:
+            raise InvalidParameterError(f"unknown fields {unknown}")
+        return make(**fields)  # type: ignore[no-any-return]
+    except (InvalidParameterError, TypeError, ValueError) as exc:
+        raise IndexFileError(
+            f"{where!r} has labels geochips cannot use ({exc}); rebuild them with "
+            "ChipIndex.with_labels and save the index again"
+        ) from None
+
+
+def _saved_href(href: str) -> str:
+    """An href as a saved index keeps it: no token; a local path made absolute."""
+    if hrefs.is_remote(href):
+        return strip_sas(hrefs.redact(href) if "?" in href and _has_token(href) else href)
+    return os.path.abspath(href)
+
+
+def _has_token(href: str) -> bool:
+    return hrefs.redact_text(href) != href

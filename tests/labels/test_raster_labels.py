@@ -1,0 +1,184 @@
+"""Raster labels: on the scene's grid a window read, on another grid a nearest warp.
+
+Label rasters are made from the real SpaceNet buildings: burnt on the image's own grid,
+then warped to longitude/latitude at another resolution. Oracles are direct rasterio reads
+and a whole-scene ``rasterio.warp.reproject`` (nearest) cut to each window.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.features
+import rasterio.warp
+import torch
+from affine import Affine
+from rasterio.warp import Resampling
+from torch.utils.data import DataLoader
+
+import geochips
+from geochips import sample_data
+from geochips.errors import InvalidParameterError
+
+IMAGE = sample_data.path("spacenet_atlanta.tif")
+BUILDINGS = sample_data.path("spacenet_atlanta_buildings.geojson")
+IGNORE = 255
+
+pytestmark = pytest.mark.filterwarnings("ignore::geochips.TileAlignmentWarning")
+
+
+@pytest.fixture(scope="module")
+def on_grid(tmp_path_factory):
+    """Class ids 1..3 by building, 0 elsewhere, and a nodata (9) square, on the image grid."""
+    with rasterio.open(IMAGE) as src:
+        profile, shape, transform = src.profile, src.shape, src.transform
+    features = json.loads(BUILDINGS.read_text())["features"]
+    classes = rasterio.features.rasterize(
+        [(f["geometry"], n % 3 + 1) for n, f in enumerate(features)],
+        out_shape=shape,
+        transform=transform,
+        dtype="uint8",
+    )
+    classes[100:180, 600:700] = 9
+    path = tmp_path_factory.mktemp("labels") / "classes.tif"
+    profile.update(dtype="uint8", nodata=9, count=1, compress="deflate", tiled=True,
+                   blockxsize=256, blockysize=256, driver="GTiff")  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(classes, 1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lonlat(on_grid, tmp_path_factory):
+    """The same classes warped (nearest) to EPSG:4326 at about 1.3 m, a smaller extent."""
+    with rasterio.open(on_grid) as src:
+        west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        step = 1.2e-5
+        transform = Affine(step, 0, west, 0, -step, north)
+        # Keep the north-west three quarters: part of the image has no label at all.
+        width, height = int((east - west) / step * 0.75), int((north - south) / step * 0.75)
+        profile = {**src.profile, "crs": "EPSG:4326", "transform": transform,
+                   "width": width, "height": height}  # fmt: skip
+        path = tmp_path_factory.mktemp("labels") / "lonlat.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            rasterio.warp.reproject(
+                rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.nearest
+            )
+    return path
+
+
+def index(**kwargs):
+    return geochips.ChipIndex.build([IMAGE], **{"size": 256, "edge": "pad", **kwargs})
+
+
+def cut(full, window, fill=IGNORE):
+    out = np.full((window.height, window.width), fill, dtype=np.int64)
+    r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
+    r1 = min(window.row_off + window.height, full.shape[0])
+    c1 = min(window.col_off + window.width, full.shape[1])
+    out[r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off] = (
+        full[r0:r1, c0:c1]
+    )
+    return out
+
+
+def test_a_label_raster_on_the_scene_grid_is_read_window_by_window(on_grid):
+    ds = geochips.ChipDataset(index(), labels=geochips.RasterLabels(str(on_grid)))
+    with rasterio.open(on_grid) as src:
+        full = src.read(1).astype(np.int64)
+    full[full == 9] = IGNORE  # label nodata
+    assert set(np.unique(full)) == {0, 1, 2, 3, IGNORE}
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample["mask"].dtype == torch.int64
+        np.testing.assert_array_equal(sample["mask"][0].numpy(), cut(full, sample["window"]))
+
+
+def test_a_label_raster_on_another_crs_and_resolution_is_warped_per_chip(lonlat):
+    labels = geochips.RasterLabels({"spacenet_atlanta": str(lonlat)}, dtype="uint8")
+    ds = geochips.ChipDataset(index(stride=200), labels=labels)
+    with rasterio.open(IMAGE) as image, rasterio.open(lonlat) as src:
+        full = np.full(image.shape, IGNORE, dtype=np.uint8)  # what no label covers
+        rasterio.warp.reproject(
+            src.read(1),
+            full,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            src_nodata=9,
+            dst_transform=image.transform,
+            dst_crs=image.crs,
+            dst_nodata=IGNORE,
+            resampling=Resampling.nearest,
+        )
+    assert (full == IGNORE).mean() > 0.2 and (full == 1).sum() > 1000
+    agree = total = 0
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample["mask"].dtype == torch.uint8
+        expected = cut(full, sample["window"])
+        agree += int((sample["mask"][0].numpy() == expected).sum())
+        total += expected.size
+    # GDAL's warper approximates the transform to 1/8 pixel by chunks: the whole scene and
+    # a chip may round a few pixels on class edges differently.
+    assert agree / total > 0.999
+
+
+def test_a_callable_names_each_scene_label_raster(on_grid):
+    seen = []
+
+    def href(scene):
+        seen.append(scene.id)
+        return str(on_grid)
+
+    ds = geochips.ChipDataset(index(), labels=geochips.RasterLabels(href))
+    reference = geochips.ChipDataset(index(), labels=geochips.RasterLabels(str(on_grid)))
+    for i in range(len(ds)):
+        assert torch.equal(ds[i]["mask"], reference[i]["mask"])
+    assert seen == ["spacenet_atlanta"]  # the header is read once
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_raster_labels_through_workers(lonlat, context):
+    labels = geochips.RasterLabels(str(lonlat))
+    ds = geochips.ChipDataset(index(), labels=labels)
+    loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=geochips.collate,
+                        multiprocessing_context=context)  # fmt: skip
+    seen = 0
+    for batch in loader:
+        for chip_id, mask in zip(batch["chip_id"], batch["mask"], strict=True):
+            assert torch.equal(mask, ds[chip_id]["mask"])
+            seen += 1
+    assert seen == len(ds)
+
+
+def test_a_scene_missing_from_the_mapping_is_named(on_grid):
+    ds = geochips.ChipDataset(index(), labels=geochips.RasterLabels({"other": str(on_grid)}))
+    with pytest.raises(InvalidParameterError, match="no label raster for scene 'spacenet_atlanta'"):
+        ds[0]
+
+
+def test_float_label_rasters_are_refused(tmp_path):
+    path = geochips.testing.write_scene(tmp_path / "float.tif", count=1, dtype="float32")
+    ds = geochips.ChipDataset(
+        geochips.ChipIndex.build([path], size=8), labels=geochips.RasterLabels(path)
+    )
+    with pytest.raises(InvalidParameterError, match="not class ids"):
+        ds[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dtype": "float32"}, "dtype must be one of"),
+        ({"resampling": "bicubic"}, "resampling must be one of"),
+        ({"band": 0}, "band must be an int >= 1"),
+        ({"ignore_index": 300, "dtype": "uint8"}, "does not fit"),
+    ],
+)
+def test_bad_raster_label_settings(kwargs, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        geochips.RasterLabels("labels.tif", **kwargs)
