@@ -17,6 +17,7 @@ import rasterio.warp
 import torch
 from affine import Affine
 from rasterio.warp import Resampling
+from support.oracles import cut
 from torch.utils.data import DataLoader
 
 import geochips
@@ -72,17 +73,6 @@ def lonlat(on_grid, tmp_path_factory):
 
 def index(**kwargs):
     return geochips.ChipIndex.build([IMAGE], **{"size": 256, "edge": "pad", **kwargs})
-
-
-def cut(full, window, fill=IGNORE):
-    out = np.full((window.height, window.width), fill, dtype=np.int64)
-    r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
-    r1 = min(window.row_off + window.height, full.shape[0])
-    c1 = min(window.col_off + window.width, full.shape[1])
-    out[r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off] = (
-        full[r0:r1, c0:c1]
-    )
-    return out
 
 
 def test_a_label_raster_on_the_scene_grid_is_read_window_by_window(on_grid):

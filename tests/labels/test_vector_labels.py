@@ -17,6 +17,7 @@ import rasterio.warp
 import shapely
 import torch
 from rasterio.transform import GCPTransformer
+from support.oracles import cut
 from torch.utils.data import DataLoader
 
 import geochips
@@ -44,18 +45,6 @@ def whole_image(values=None, all_touched=False, path=IMAGE, level=None):
     return rasterio.features.rasterize(
         shapes, out_shape=shape, transform=transform, all_touched=all_touched, dtype="int32"
     )
-
-
-def cut(full, window, fill=IGNORE):
-    """``window`` of ``full``, the part outside it set to ``fill`` (edge="pad")."""
-    out = np.full((window.height, window.width), fill, dtype=np.int64)
-    r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
-    r1 = min(window.row_off + window.height, full.shape[0])
-    c1 = min(window.col_off + window.width, full.shape[1])
-    out[r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off] = (
-        full[r0:r1, c0:c1]
-    )
-    return out
 
 
 def index(**kwargs):
