@@ -204,13 +204,32 @@ def test_geojson_file_with_a_legacy_crs_member():
     assert len(set(again.chip_ids) ^ set(expected)) <= 2
 
 
+def test_an_aoi_in_any_vector_format_selects_the_same_chips(dateline, tmp_path):
+    geopandas = pytest.importorskip("geopandas")
+    lonlat = shapely.box(178.5, 51.2, 179.6, 51.8)  # on the scene, west of the antimeridian
+    expected = filter_aoi(dateline, lonlat).chip_ids
+    assert 0 < len(expected) < len(dateline)
+    frame = geopandas.GeoDataFrame({"name": ["a", "b"]}, geometry=[lonlat, None], crs="EPSG:4326")
+    frame.to_file(tmp_path / "aoi.gpkg", driver="GPKG")
+    frame.to_parquet(tmp_path / "aoi.parquet")
+    with_null = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(lonlat)},
+            {"type": "Feature", "properties": {}, "geometry": None},
+        ],
+    }
+    for aoi in (frame, tmp_path / "aoi.gpkg", tmp_path / "aoi.parquet", with_null):
+        assert filter_aoi(dateline, aoi).chip_ids == expected, type(aoi)
+
+
 @pytest.mark.parametrize(
     "aoi, match",
     [
-        ({"type": "Polygon"}, "not valid GeoJSON"),
-        ({"type": "FeatureCollection", "features": []}, "no feature"),
-        (42, "shapely geometry"),
-        ("/nowhere/aoi.geojson", "cannot read the AOI file"),
+        ({"type": "Polygon"}, "not GeoJSON"),
+        ({"type": "FeatureCollection", "features": []}, "holds no geometry"),
+        (42, "shapely geometries"),
+        ("/nowhere/aoi.geojson", "cannot read '/nowhere/aoi.geojson'"),
         (shapely.Polygon(), "empty"),
     ],
 )

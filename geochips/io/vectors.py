@@ -26,6 +26,7 @@ from geochips.errors import InvalidParameterError
 
 LONLAT = "EPSG:4326"
 GEOJSON_SUFFIXES = (".geojson", ".json")
+PARQUET_SUFFIXES = (".parquet", ".geoparquet")
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +72,8 @@ def read_vectors(source: Any, *, layer: str | int | None = None, crs: str | None
         path = os.fspath(source)
         if path.lower().endswith(GEOJSON_SUFFIXES) and layer is None:
             found = _from_geojson(_load_json(path), path)
+        elif path.lower().endswith(PARQUET_SUFFIXES):
+            found = _from_geoparquet(path)
         else:
             found = _from_ogr(path, layer)
     elif isinstance(source, Mapping):
@@ -172,6 +175,40 @@ def _from_ogr(path: str, layer: str | int | None) -> Vectors:
         repr(path),
         int((~keep).sum()),
     )
+
+
+def _from_geoparquet(path: str) -> Vectors:
+    """A GeoParquet file, read with pyarrow (OGR builds often lack its Parquet driver)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InvalidParameterError(
+            f"reading {path!r} needs pyarrow: pip install 'geochips[parquet]'"
+        ) from None
+    try:
+        table = pq.read_table(path)
+        geo = json.loads((table.schema.metadata or {})[b"geo"])
+        column = geo["primary_column"]
+        info = geo["columns"][column]
+    except Exception as exc:  # noqa: BLE001 - any failure to parse the file
+        raise InvalidParameterError(
+            f"cannot read {path!r} as GeoParquet (a Parquet file with 'geo' metadata): {exc}"
+        ) from None
+    if info.get("encoding", "WKB") != "WKB":
+        raise InvalidParameterError(
+            f"{path!r} stores geometries as {info['encoding']!r}; geochips reads WKB GeoParquet"
+        )
+    geometries = shapely.from_wkb(table.column(column).to_numpy(zero_copy_only=False))
+    keep = ~shapely.is_missing(geometries)
+    crs = info.get("crs", LONLAT)  # GeoParquet: no crs member means OGC:CRS84
+    crs = LONLAT if crs is None else crs if isinstance(crs, str) else json.dumps(crs)
+    columns = {
+        name: _column(list(table.column(name).to_numpy(zero_copy_only=False)[keep]))
+        for name in table.column_names
+        if name not in (column, "bbox")
+    }
+    return Vectors(np.asarray(geometries[keep], dtype=object), columns, crs, repr(path),
+                   int((~keep).sum()))  # fmt: skip
 
 
 def _from_frame(frame: Any) -> Vectors:

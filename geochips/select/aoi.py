@@ -5,18 +5,19 @@
     index = geochips.filter_aoi(index, "fields.geojson")                   # EPSG:4326 unless
     index = geochips.filter_aoi(index, polygon, crs="EPSG:32618", predicate="within")
 
-An area of interest (AOI) is a shapely geometry, a GeoJSON mapping (geometry, Feature or
-FeatureCollection) or the path of a GeoJSON file, in ``crs`` (default: the file's legacy
-``"crs"`` member if it has one, else EPSG:4326, longitude first). It is brought to each scene
-rather than the other way round: clipped to the scene's neighbourhood in longitude/latitude
-(so an AOI far away never meets a projection's wild zone), densified, then transformed to
-the scene's CRS, or to its pixel grid through GDAL's GCP transformer for scenes
-georeferenced only by GCPs. Longitudes are handled on both sides of the antimeridian.
+An area of interest (AOI) is a shapely geometry or any vector source
+:mod:`geochips.io.vectors` reads (a file in any format OGR reads, a GeoJSON mapping, a
+GeoDataFrame), the union of its geometries, in ``crs`` (default: the source's own; a shapely
+geometry and GeoJSON without a legacy ``"crs"`` member are EPSG:4326, longitude first).
+It is brought to each scene rather than the other way round: clipped to the scene's
+neighbourhood in longitude/latitude (so an AOI far away never meets a projection's wild
+zone), densified, then transformed to the scene's CRS, or to its pixel grid through GDAL's
+GCP transformer for scenes georeferenced only by GCPs. Longitudes are handled on both sides
+of the antimeridian.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -38,82 +39,39 @@ from geochips.footprints import (
     unwrap_longitudes,
     window_rings,
 )
+from geochips.io.vectors import read_vectors
 from geochips.scene import Scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
 
 Predicate = Literal["intersects", "within"]
-AoiLike: TypeAlias = "shapely.Geometry | Mapping[str, Any] | str | os.PathLike[str]"
+AoiLike: TypeAlias = "shapely.Geometry | Mapping[str, Any] | str | os.PathLike[str] | Any"
 
 
 # -- areas of interest ----------------------------------------------------------------------
 
 
 def read_aoi(aoi: AoiLike, crs: str | None = None) -> tuple[shapely.Geometry, str]:
-    """Return ``(geometry, crs)`` of an AOI given as geometry, GeoJSON mapping or file.
+    """Return ``(geometry, crs)`` of an AOI: the union of the geometries of a vector source.
 
     Raises:
-        InvalidParameterError: if the AOI is not a geometry or readable GeoJSON.
+        InvalidParameterError: if the AOI cannot be read, or holds no geometry.
     """
-    declared = None
-    if isinstance(aoi, (str, os.PathLike)):
-        try:
-            with open(aoi, encoding="utf-8") as f:
-                aoi = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise InvalidParameterError(
-                f"cannot read the AOI file {os.fspath(aoi)!r} as GeoJSON: {exc}"
-            ) from exc
-    if isinstance(aoi, Mapping):
-        declared = _geojson_crs(aoi)
-        geometry = _geojson_geometry(aoi)
-    elif isinstance(aoi, shapely.Geometry):
-        geometry = aoi
+    if isinstance(aoi, shapely.Geometry):
+        geometry, found = aoi, crs or LONLAT
     else:
-        raise InvalidParameterError(
-            "an AOI must be a shapely geometry, a GeoJSON mapping or the path of a GeoJSON "
-            f"file, got {type(aoi).__name__}"
-        )
+        vectors = read_vectors(aoi, crs=crs)
+        if not len(vectors):
+            raise InvalidParameterError(f"the AOI {vectors.where} holds no geometry")
+        geometry = shapely.union_all(shapely.make_valid(vectors.geometries))
+        assert vectors.crs is not None
+        found = vectors.crs
     if geometry.is_empty:
         raise InvalidParameterError("the AOI is empty")
     if not geometry.is_valid:
         geometry = shapely.make_valid(geometry)
-    return geometry, crs or declared or LONLAT
-
-
-def _geojson_crs(obj: Mapping[str, Any]) -> str | None:
-    member = obj.get("crs")
-    if not isinstance(member, Mapping):
-        return None
-    name = member.get("properties", {}).get("name")
-    if not isinstance(name, str):
-        return None
-    if name.endswith("CRS84"):
-        return LONLAT
-    # "urn:ogc:def:crs:EPSG::32616" -> "EPSG:32616"
-    if "EPSG" in name:
-        return "EPSG:" + name.rstrip(":").split(":")[-1]
-    return name
-
-
-def _geojson_geometry(obj: Mapping[str, Any]) -> shapely.Geometry:
-    kind = obj.get("type")
-    try:
-        if kind == "FeatureCollection":
-            geoms = [_geojson_geometry(f) for f in obj["features"]]
-            if not geoms:
-                raise InvalidParameterError("the AOI FeatureCollection has no feature")
-            return shapely.union_all([shapely.make_valid(g) for g in geoms])
-        if kind == "Feature":
-            if obj.get("geometry") is None:
-                raise InvalidParameterError("an AOI Feature has no geometry")
-            return _geojson_geometry(obj["geometry"])
-        return shapely.geometry.shape(obj)
-    except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.GEOSException) as exc:
-        if isinstance(exc, InvalidParameterError):
-            raise
-        raise InvalidParameterError(f"the AOI is not valid GeoJSON ({kind!r}): {exc}") from exc
+    return geometry, found
 
 
 def _densify(geometry: shapely.Geometry, parts: int = 64) -> shapely.Geometry:
