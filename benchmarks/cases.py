@@ -153,6 +153,42 @@ def gc_item_checksums(plan: Plan) -> dict[str, Any]:
     return time_items(plan, geochips.ChipDataset(index, **plan.get("dataset", {})))
 
 
+LABELS_PER_CHIP = 100  # building-sized polygons (6-24 px) per 512x512 chip
+
+
+def buildings(scene: Any, seed: int = 0) -> Any:
+    """Random rotated rectangles over ``scene``, in its CRS: ~100 per 512x512 pixels."""
+    import shapely
+
+    rng = np.random.default_rng(seed)
+    n = int(scene.height * scene.width / (512 * 512) * LABELS_PER_CHIP)
+    cols, rows = rng.uniform(0, scene.width, n), rng.uniform(0, scene.height, n)
+    half = rng.uniform(3, 12, (n, 2))
+    angle = rng.uniform(0, np.pi, n)
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
+    local = corners[None] * half[:, None, :]
+    cos, sin = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    c = cols[:, None] + local[..., 0] * cos - local[..., 1] * sin
+    r = rows[:, None] + local[..., 0] * sin + local[..., 1] * cos
+    a, b, x0, d, e, y0 = tuple(scene.transform)[:6]
+    xs, ys = a * c + b * r + x0, d * c + e * r + y0
+    return shapely.polygons(np.stack([xs, ys], axis=-1))
+
+
+@case
+def gc_item_labels(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` with vector labels: ~100 polygons burnt into each chip's mask."""
+    import geochips
+
+    base = dataset(plan)
+    scene = base.index.scenes[0]
+    polygons = [g for s in base.index.scenes for g in buildings(s)]
+    labels = geochips.VectorLabels(polygons, crs=scene.crs)
+    return time_items(
+        plan, geochips.ChipDataset(base.index, labels=labels, **plan.get("dataset", {}))
+    )
+
+
 def time_items(plan: Plan, ds: Any) -> dict[str, Any]:
     """Read every chip of ``ds`` with ``ds[i]``: time to the first, then the steady rate."""
     reset_server(plan)

@@ -32,6 +32,7 @@ from geochips.footprints import (
     window_rings,
 )
 from geochips.io.vectors import Vectors, read_vectors
+from geochips.labels.rasterize import fill_polygons, polygonal
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -115,6 +116,8 @@ class _ScenePart:
     geometries: np.ndarray
     values: np.ndarray
     tree: shapely.STRtree
+    polygonal: bool
+    """Whether every geometry is a (multi)polygon, which NumPy burns (:mod:`.rasterize`)."""
 
 
 class VectorLabeller:
@@ -183,7 +186,8 @@ class VectorLabeller:
         invalid = ~shapely.is_valid(pixels)
         if invalid.any():
             pixels[invalid] = shapely.make_valid(pixels[invalid])
-        return _ScenePart(pixels, self.values[hits], shapely.STRtree(pixels))
+        values = self.values[hits]
+        return _ScenePart(pixels, values, shapely.STRtree(pixels), polygonal(pixels))
 
     def mask(self, scene: Scene, window: ChipWindow, out: np.ndarray | None = None) -> np.ndarray:
         """The chip's label mask, ``(1, height, width)`` (written into ``out`` when given)."""
@@ -192,7 +196,11 @@ class VectorLabeller:
         mask = np.empty((1, *shape), dtype=spec.dtype) if out is None else out
         part = self.part(scene)
         hits = self._hits(part, window)
-        if len(hits):
+        if len(hits) and part.polygonal and not spec.all_touched:
+            mask[...] = 0
+            offset = (window.row_off, window.col_off)
+            fill_polygons(part.geometries[hits], part.values[hits], offset, shape, mask[0])
+        elif len(hits):
             shapes = zip(part.geometries[hits], part.values[hits].tolist(), strict=True)
             mask[0] = burn(shapes, window, spec.all_touched, _BURN_DTYPES[spec.dtype])
         else:
