@@ -34,6 +34,7 @@ from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
 from geochips.progress import resolve_progress
 from geochips.scene import Scene
 from geochips.sources import find_sources
+from geochips.sources.stac import with_catalog_bands
 from geochips.tiles import warn_if_unaligned
 from geochips.windows import (
     ChipWindow,
@@ -194,6 +195,7 @@ class ChipIndex:
             resampling=resampling,
             gdal_options=gdal_options,
         )
+        scenes = [with_catalog_bands(s, src) for s, src in zip(scenes, scene_sources, strict=True)]
         index = cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
         index.gdal_options = dict(gdal_options or {})
         warn_if_unaligned(index, stacklevel=3)

@@ -42,6 +42,9 @@ class SceneSource:
     """STAC asset keys matching ``hrefs``, or ``()`` for plain files."""
     properties: Mapping[str, Any] = field(default_factory=dict)
     """Values that become index columns (e.g. STAC item properties)."""
+    bands: tuple[tuple[Mapping[str, float | None], ...], ...] = ()
+    """Per href, what the catalog says of each band (STAC ``raster:bands``: ``scale``,
+    ``offset``, ``nodata``), or ``()``; applied where the file's own header is silent."""
 
     def __post_init__(self) -> None:
         if not self.hrefs:

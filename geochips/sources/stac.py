@@ -11,6 +11,11 @@ Assets that carry ``proj:shape`` / ``proj:transform`` (Sentinel-2 on Planetary C
 are checked for a common grid here, before any file is opened; other assets are checked
 when their headers are read (:func:`geochips.io.headers.read_header`).
 
+Each asset's STAC ``raster:bands`` ``scale``, ``offset`` and ``nodata`` (Earth Search's
+Sentinel-2 C1 ``offset: -0.1``, Landsat C2's ``scale: 2.75e-05``) apply where the file's own
+header has none (:func:`with_catalog_bands`): ``ChipDataset(scale=True)`` then returns
+reflectance, and ``valid`` marks the catalog's nodata.
+
 Item properties named in ``properties=`` (``"datetime"``, ``"platform"``,
 ``"sat:relative_orbit"``...) become index columns; ``"id"`` and ``"collection"`` are the
 item's id and collection.
@@ -18,8 +23,11 @@ item's id and collection.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import posixpath
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -27,8 +35,8 @@ from urllib.parse import urljoin, urlsplit
 import pystac
 
 from geochips import hrefs
-from geochips.errors import IncompatibleScenesError, InvalidParameterError
-from geochips.scene import SceneSource
+from geochips.errors import GeochipsWarning, IncompatibleScenesError, InvalidParameterError
+from geochips.scene import Scene, SceneSource
 
 
 def _read_json(href: str) -> dict[str, Any]:
@@ -130,6 +138,88 @@ def _check_grids(item: pystac.Item, assets: Sequence[str]) -> None:
             )
 
 
+BAND_FIELDS = ("scale", "offset", "nodata")
+
+
+def _bands(item: pystac.Item, key: str) -> tuple[Mapping[str, float | None], ...]:
+    """The ``raster:bands`` scale, offset and nodata of an asset (``()`` if it has none)."""
+    listed = item.assets[key].extra_fields.get("raster:bands")
+    if not isinstance(listed, list):
+        return ()
+    out = []
+    for band in listed:
+        band = band if isinstance(band, Mapping) else {}
+        values: dict[str, float | None] = {}
+        for name in BAND_FIELDS:
+            value = band.get(name)
+            if value is not None and not isinstance(value, (int, float, str)):
+                value = None
+            values[name] = _number(value)
+        out.append(values)
+    return tuple(out)
+
+
+def _number(value: Any) -> float | None:
+    """A STAC number (``"nan"`` allowed for nodata), else None."""
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except ValueError:
+        return None
+
+
+def with_catalog_bands(scene: Scene, source: SceneSource) -> Scene:
+    """``scene`` with the scale, offset and nodata its STAC item gives where its files do not.
+
+    A file's own non-trivial scale/offset or nodata is kept; where the catalog disagrees
+    with it, a :class:`~geochips.errors.GeochipsWarning` names the scene and both values.
+    """
+    if not source.bands or all(not b for b in source.bands):
+        return scene
+    catalog = [b for file_bands in _per_band(scene, source) for b in file_bands]
+    scales, offsets = list(scene.scales), list(scene.offsets)
+    nodatas: set[float] = set()
+    disagree: list[str] = []
+    for i, band in enumerate(catalog):
+        if band.get("nodata") is not None:
+            nodatas.add(band["nodata"])  # type: ignore[arg-type]
+        stac = (band.get("scale"), band.get("offset"))
+        if stac == (None, None) or i >= len(scales):
+            continue
+        stac_scale = 1.0 if stac[0] is None else stac[0]
+        stac_offset = 0.0 if stac[1] is None else stac[1]
+        if (scales[i], offsets[i]) == (1.0, 0.0):
+            scales[i], offsets[i] = stac_scale, stac_offset
+        elif (scales[i], offsets[i]) != (stac_scale, stac_offset):
+            disagree.append(
+                f"band {i + 1} scale/offset is {(scales[i], offsets[i])} in the file, "
+                f"{(stac_scale, stac_offset)} in the item"
+            )
+    nodata = scene.nodata
+    if len(nodatas) == 1:
+        stac_nodata = nodatas.pop()
+        if nodata is None:
+            nodata = stac_nodata
+        elif not (nodata == stac_nodata or (math.isnan(nodata) and math.isnan(stac_nodata))):
+            disagree.append(f"nodata is {nodata} in the file, {stac_nodata} in the item")
+    if disagree:
+        warnings.warn(
+            f"scene {scene.name} and its STAC item disagree: {'; '.join(disagree)}. geochips "
+            "keeps the file's values; fix the file or the item if they are wrong",
+            GeochipsWarning,
+            stacklevel=3,
+        )
+    return dataclasses.replace(scene, scales=tuple(scales), offsets=tuple(offsets), nodata=nodata)
+
+
+def _per_band(scene: Scene, source: SceneSource) -> list[list[Mapping[str, float | None]]]:
+    """Catalog entries per file, padded to each file's band count."""
+    out = []
+    for f, count in enumerate(scene.band_counts):
+        listed = list(source.bands[f]) if f < len(source.bands) else []
+        out.append((listed + [{}] * count)[:count])
+    return out
+
+
 def _property(item: pystac.Item, name: str) -> Any:
     if name == "id":
         return item.id
@@ -181,6 +271,7 @@ def stac_sources(
                 hrefs=tuple(_absolute(item.assets[k].href, base, item, k) for k in assets),
                 assets=tuple(assets),
                 properties={p: _property(item, p) for p in properties},
+                bands=tuple(_bands(item, k) for k in assets),
             )
         )
     unknown = [p for p in properties if p not in seen_properties]
