@@ -38,6 +38,7 @@ from geochips.loading.samples import (
     Sample,
     chip_bounds,
     chip_transform,
+    scene_values,
     typed_nodata,
     valid_mask,
 )
@@ -58,6 +59,10 @@ class ChipDataset(Dataset[Sample]):
         ds["scene/full/0/512/512x512"]  # the same chip, looked up by id
         loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=2,
                             collate_fn=geochips.collate)
+
+    The STAC item properties named in ``ChipIndex.build(properties=[...])`` join every
+    sample, date-times as ISO strings and POSIX seconds
+    (:func:`~geochips.loading.samples.scene_values`).
 
     Args:
         index: the chips to serve, in order.
@@ -127,6 +132,7 @@ class ChipDataset(Dataset[Sample]):
         self._out_dtypes = [output_dtype(s.dtype, requested, scale) for s in index.scenes]
         _check_stackable(index, self.bands, self._out_dtypes)
         self._fill = [_fill_for(s, fill_value) for s in index.scenes]
+        self._properties = [scene_values(s) for s in index.scenes]
         self._nodata = [typed_nodata(s) for s in index.scenes]
         self.transform = transform
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -303,6 +309,7 @@ class ChipDataset(Dataset[Sample]):
             "crs": scene.crs,
             "transform": chip_transform(scene.transform, window),
         }
+        sample.update(self._properties[scene_pos])  # type: ignore[typeddict-item]
         if self.with_valid:
             out = None if valid is None else valid.numpy()
             mask = valid_mask(data, scene, window, self._nodata[scene_pos], out)

@@ -6,12 +6,14 @@ for GCP-only scenes they come from the transform fitted to the GCPs (approximate
 
 from __future__ import annotations
 
+import datetime
 from typing import Any, TypedDict
 
 import numpy as np
 import torch
 from affine import Affine
 
+from geochips.errors import InvalidParameterError
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -35,6 +37,49 @@ class Sample(TypedDict, total=False):
     """``(K,)`` int64 class ids of ``boxes``."""
     instances: torch.Tensor
     """``(K, H, W)`` bool, one mask per box, with ``VectorLabels(instances=True)``."""
+
+
+RESERVED = frozenset(
+    ("image", "valid", "mask", "boxes", "labels", "instances", "chip_id", "scene", "window",
+     "bounds", "crs", "transform", "dihedral")
+)  # fmt: skip
+"""Sample keys a scene property may not take."""
+
+
+def scene_values(scene: Scene) -> dict[str, Any]:
+    """What every sample of ``scene`` carries of its properties (STAC item properties).
+
+    A property holding an RFC 3339 date-time (``datetime``, ``start_datetime``, ...) is
+    given as a timezone-aware ISO string (UTC when the item gives no offset, as STAC says),
+    with ``<name>_posix``, the same instant in POSIX seconds (float), for time-aware models.
+    """
+    values: dict[str, Any] = {}
+    for name, value in scene.properties.items():
+        if name in RESERVED:
+            raise InvalidParameterError(
+                f"scene {scene.name} has a property {name!r}, which would replace the "
+                f"sample's own {name!r}; build the index without it in properties=[...]"
+            )
+        when = _datetime(value)
+        if when is None:
+            values[name] = value
+        else:
+            values[name] = when.isoformat()
+            values[f"{name}_posix"] = when.timestamp()
+    return values
+
+
+def _datetime(value: Any) -> datetime.datetime | None:
+    if isinstance(value, datetime.datetime):
+        when = value
+    elif isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value.upper():
+        try:
+            when = datetime.datetime.fromisoformat(value.replace("z", "Z"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.timezone.utc)
 
 
 def chip_transform(transform: Affine | None, w: ChipWindow) -> Affine | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -83,3 +85,33 @@ def test_the_catalog_bands_survive_save_and_load(tmp_path):
     index.save(tmp_path / "index.parquet")
     loaded = geochips.ChipIndex.load(tmp_path / "index.parquet")
     assert loaded.scenes[0].scales == (0.0001, 0.0001) and loaded.scenes[0].offsets == (-0.1, -0.1)
+
+
+def test_item_properties_join_every_sample_with_times_as_iso_and_posix(tmp_path):
+    index = geochips.ChipIndex.build(
+        item(tmp_path),
+        assets=["red", "nir"],
+        size=128,
+        properties=["datetime", "platform", "eo:cloud_cover"],
+    )
+    sample = geochips.ChipDataset(index)[0]
+    raw = json.loads((DATA / "earth-search-s2-c1.json").read_text())["properties"]
+    assert raw["datetime"] == "2025-07-31T13:19:22.930000Z"
+    assert sample["datetime"] == "2025-07-31T13:19:22.930000+00:00"
+    expected = (
+        datetime.datetime(2025, 7, 31, 13, 19, 22, 930000, tzinfo=datetime.timezone.utc)
+        - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    ).total_seconds()
+    assert sample["datetime_posix"] == pytest.approx(expected, abs=1e-6)
+    assert sample["platform"] == raw["platform"] == "sentinel-2b"
+    assert sample["eo:cloud_cover"] == raw["eo:cloud_cover"]
+    batch = geochips.collate([geochips.ChipDataset(index)[i] for i in range(3)])
+    assert batch["datetime_posix"] == [sample["datetime_posix"]] * 3
+
+
+def test_a_property_that_would_replace_a_sample_key_is_refused(tmp_path):
+    index = geochips.ChipIndex.build(item(tmp_path), assets=["red", "nir"], size=128)
+    odd = dataclasses.replace(index.scenes[0], properties={"crs": "from the item"})
+    clashing = geochips.ChipIndex([odd], {n: index.column(n) for n in index.column_names})
+    with pytest.raises(geochips.InvalidParameterError, match="property 'crs'"):
+        geochips.ChipDataset(clashing)
