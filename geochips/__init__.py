@@ -38,6 +38,7 @@ from geochips.errors import (
 )
 from geochips.index import Chip, ChipIndex
 from geochips.labels import RasterLabels, VectorLabels
+from geochips.predict.stitcher import Stitcher
 from geochips.scene import Scene
 from geochips.select.aoi import filter_aoi
 from geochips.select.checksums import record_checksums
@@ -118,6 +119,7 @@ __all__ = [
     "SmallSceneWarning",
     "SplitReport",
     "Splits",
+    "Stitcher",
     "TileAlignmentWarning",
     "TransformError",
     "VectorLabels",

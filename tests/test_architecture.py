@@ -15,8 +15,9 @@ STAGES = {
     "labels": 3,
     "index": 4,
     "select": 5,
-    "loading": 6,
-    "shell": 7,
+    "predict": 6,
+    "loading": 7,
+    "shell": 8,
 }
 SHELL = {"geochips", "geochips.cli", "geochips.__main__"}
 

@@ -14,7 +14,7 @@ PUBLIC = {
     "ChipNotFoundError", "ChipWindow", "CollateError", "DtypeConversionError", "GeochipsError",
     "GeochipsWarning", "IncompatibleScenesError", "IndexFileError", "InvalidParameterError",
     "LeakageError", "LeakageReport", "RasterLabels", "Sample", "Scene", "SceneChangedError",
-    "SceneHeaderError", "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits",
+    "SceneHeaderError", "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits", "Stitcher",
     "TileAlignmentWarning", "TransformError", "VectorLabels", "check_alignment",
     "check_leakage", "collate", "estimate_valid", "filter_aoi", "filter_labels", "record_checksums",
     "spatial_split",

@@ -1,0 +1,111 @@
+"""Writing a scene-sized result: a tiled GeoTIFF under a temporary name, then a COG.
+
+:class:`SceneWriter` writes tiles in any order into ``<path>.partial-<pid>.tif`` (sparse:
+tiles never written read as nodata), and :meth:`SceneWriter.finish` turns it into a
+Cloud-Optimized GeoTIFF with GDAL's COG driver (tiles, compression, overviews), written
+under a second temporary name and renamed onto ``path`` last: a run that stops half way
+leaves files named ``.partial-*``, never one that looks complete.
+
+The output is on the scene's grid at the level read: its CRS and transform, or, for a
+scene georeferenced only by GCPs (Sentinel-1 GRD), its GCPs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.control import GroundControlPoint
+from rasterio.windows import Window
+
+from geochips.errors import InvalidParameterError
+from geochips.scene import Scene
+
+BLOCK = 512
+"""Tile side of the outputs (GDAL's COG default)."""
+
+
+class SceneWriter:
+    """One scene's output, written tile by tile (see the module docstring)."""
+
+    def __init__(
+        self,
+        path: str,
+        scene: Scene,
+        *,
+        bands: int,
+        dtype: str,
+        nodata: float,
+        overwrite: bool = False,
+        scales: tuple[float, ...] | None = None,
+    ) -> None:
+        if os.path.exists(path) and not overwrite:
+            raise InvalidParameterError(
+                f"{path!r} exists; remove it, choose another path, or pass overwrite=True"
+            )
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        self.path = path
+        self.partial = f"{path}.partial-{os.getpid()}.tif"
+        self.dtype = dtype
+        self.nodata = nodata
+        profile: dict[str, Any] = {
+            "driver": "GTiff",
+            "width": scene.width,
+            "height": scene.height,
+            "count": bands,
+            "dtype": dtype,
+            "nodata": nodata,
+            "tiled": True,
+            "blockxsize": BLOCK,
+            "blockysize": BLOCK,
+            "compress": "deflate",
+            "zlevel": 1,
+            "sparse_ok": True,
+            "bigtiff": "if_safer",
+        }
+        if scene.georef == "gcps":
+            points = [GroundControlPoint(row=r, col=c, x=x, y=y) for r, c, x, y in scene.gcps]
+            profile.update(gcps=points, crs=scene.crs)
+        elif scene.transform is not None:
+            profile.update(transform=scene.transform, crs=scene.crs)
+        self._dst = rasterio.open(self.partial, "w", **profile)
+        if scales is not None:
+            self._dst.scales = scales
+
+    def write(self, data: np.ndarray, row_off: int, col_off: int) -> None:
+        """Write ``data`` ``(bands, h, w)`` at ``(row_off, col_off)`` of the scene's grid."""
+        _, h, w = data.shape
+        self._dst.write(data.astype(self.dtype, copy=False), window=Window(col_off, row_off, w, h))
+
+    def finish(self, resampling: str) -> str:
+        """Close, make the COG (overviews by ``resampling``), rename it onto the path."""
+        self._dst.close()
+        cog = f"{self.path}.partial-{os.getpid()}.cog.tif"
+        try:
+            predictor = 3 if np.dtype(self.dtype).kind == "f" else 2
+            rasterio.shutil.copy(
+                self.partial,
+                cog,
+                driver="COG",
+                compress="DEFLATE",
+                predictor=predictor,
+                blocksize=BLOCK,
+                overview_resampling=resampling,
+                bigtiff="IF_SAFER",
+            )
+            os.replace(cog, self.path)
+        finally:
+            for leftover in (self.partial, cog):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the partial file."""
+        self._dst.close()
+        if os.path.exists(self.partial):
+            os.remove(self.partial)

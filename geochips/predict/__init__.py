@@ -1,0 +1,1 @@
+"""Predictions back on the map: chips' predictions stitched into one COG per scene."""
