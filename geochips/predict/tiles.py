@@ -66,13 +66,7 @@ class TileCache:
         if tile is not None:
             self._memory.move_to_end(key)
             return tile
-        if key in self._spilled:
-            self._spilled.discard(key)
-            with np.load(self._file(key)) as saved:
-                tile = Tile(saved["value"], saved["weight"], saved["source"])
-            os.remove(self._file(key))
-        else:
-            tile = Tile.empty(*make)
+        tile = self._unspill(key) if key in self._spilled else Tile.empty(*make)
         self._memory[key] = tile
         self._bytes += tile.nbytes
         self._shrink(keep=key)
@@ -84,13 +78,14 @@ class TileCache:
             tile = self._memory.pop(key)
             self._bytes -= tile.nbytes
             return tile
-        if key in self._spilled:
-            self._spilled.discard(key)
-            with np.load(self._file(key)) as saved:
-                tile = Tile(saved["value"], saved["weight"], saved["source"])
-            os.remove(self._file(key))
-            return tile
-        return None
+        return self._unspill(key) if key in self._spilled else None
+
+    def _unspill(self, key: TileKey) -> Tile:
+        self._spilled.discard(key)
+        with np.load(self._file(key)) as saved:
+            tile = Tile(saved["value"], saved["weight"], saved["source"])
+        os.remove(self._file(key))
+        return tile
 
     def keys(self) -> list[TileKey]:
         """Every tile with an accumulator."""
