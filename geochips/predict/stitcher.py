@@ -116,6 +116,12 @@ class Stitcher:
         """Chip ids of the index never added (set by :meth:`close`)."""
         self._closed = False
 
+    @property
+    def spills(self) -> int:
+        """Tiles written to the scratch folder so far (many: raise ``cache_mb``, or add
+        chips in a more local order, e.g. :class:`~geochips.BlockShuffleSampler`'s)."""
+        return self._cache.spills
+
     def __enter__(self) -> Stitcher:
         return self
 

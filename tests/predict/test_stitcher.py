@@ -175,6 +175,7 @@ def test_the_order_of_chips_does_not_matter(big, tmp_path, blend):
     shuffled = stitch(index, tmp_path / "b.tif", model=noisy, order=order, bands=2, blend=blend,
                       cache_mb=1)  # fmt: skip   # tiny: most tiles spill to disk and back
     got = read(shuffled.paths[0])[0]
+    assert shuffled.spills > 0
     if blend in ("center", "max"):
         np.testing.assert_array_equal(got, sorted_)
     else:
