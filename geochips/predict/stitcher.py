@@ -119,7 +119,8 @@ class Stitcher:
     @property
     def spills(self) -> int:
         """Tiles written to the scratch folder so far (many: raise ``cache_mb``, or add
-        chips in a more local order, e.g. :class:`~geochips.BlockShuffleSampler`'s)."""
+        chips in a more local order, e.g. :class:`~geochips.BlockShuffleSampler`'s).
+        """
         return self._cache.spills
 
     def __enter__(self) -> Stitcher:
