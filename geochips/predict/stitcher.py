@@ -118,8 +118,10 @@ class Stitcher:
 
     @property
     def spills(self) -> int:
-        """Tiles written to the scratch folder so far (many: raise ``cache_mb``, or add
-        chips in a more local order, e.g. :class:`~geochips.BlockShuffleSampler`'s).
+        """Tiles written to the scratch folder so far.
+
+        Many spills: raise ``cache_mb``, or add chips in a more local order (e.g. that of
+        :class:`~geochips.BlockShuffleSampler`).
         """
         return self._cache.spills
 
