@@ -189,6 +189,39 @@ def gc_item_labels(plan: Plan) -> dict[str, Any]:
     )
 
 
+@case
+def gc_stitch(plan: Plan) -> dict[str, Any]:
+    """Every chip of a full-coverage grid read, then read again and stitched (4 bands, cosine).
+
+    Shuffled, the worst order for the stitcher's memory: tiles wait for their last chip.
+    """
+    import tempfile
+
+    import geochips
+
+    index = geochips.ChipIndex.build(hrefs(plan), size=512, overlap=64, edge="shift")
+    ds = geochips.ChipDataset(index, dtype="float32")
+    order = np.random.default_rng(0).permutation(len(ds)).tolist()
+    t0 = time.perf_counter()
+    for i in order:
+        ds[i]
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder:
+        t2 = time.perf_counter()
+        with geochips.Stitcher(index, f"{folder}/out.tif", bands=4, blend="cosine") as out:
+            for start in range(0, len(order), 16):
+                batch = geochips.collate([ds[i] for i in order[start : start + 16]])
+                out.add(batch, batch["image"].expand(-1, 4, -1, -1))
+        t3 = time.perf_counter()
+    return {
+        "chips": len(ds),
+        "read_per_s": len(ds) / (t1 - t0),
+        "stitch_per_s": len(ds) / (t3 - t2),
+        "rss_mb": peak_rss_mb(),
+        "spills": out.spills,
+    }
+
+
 def time_items(plan: Plan, ds: Any) -> dict[str, Any]:
     """Read every chip of ``ds`` with ``ds[i]``: time to the first, then the steady rate."""
     reset_server(plan)

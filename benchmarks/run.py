@@ -197,6 +197,28 @@ def memory_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def stitch_section(args: argparse.Namespace) -> list[str]:
+    """Stitching throughput against reading the same chips, and peak RSS against scene size."""
+    lines = [
+        "| scene | chips | read chips/s | read + stitch chips/s | × reading | peak RSS MB | "
+        "tiles spilled |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in data.memory_scenes(args.quick):
+        plan = grid_plan([path], 512, 448, 1, "shuffled")
+        r = run_case(sys.executable, "cases.py", "gc_stitch", plan)
+        print(f"  stitch {path.name} {r}", file=sys.stderr)
+        h, w = plan["scene_shape"]
+        if "error" in r:
+            lines.append(f"| {h}×{w} | {r['error']} | | | | | |")
+            continue
+        lines.append(
+            f"| {h}×{w} | {r['chips']} | {r['read_per_s']:.0f} | {r['stitch_per_s']:.0f} | "
+            f"{r['stitch_per_s'] / r['read_per_s']:.2f} | {r['rss_mb']:.0f} | {r['spills']} |"
+        )
+    return lines
+
+
 def index_section(args: argparse.Namespace) -> list[str]:
     proc = subprocess.run(
         [sys.executable, str(HERE / "bench_index.py")], capture_output=True, text=True, check=True
@@ -345,10 +367,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small scenes and chip counts")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each case")
     parser.add_argument("--chips", type=int, default=None, help="chips read per case")
-    parser.add_argument("--only", choices=["local", "memory", "index", "remote"], action="append")
+    parser.add_argument(
+        "--only", choices=["local", "memory", "stitch", "index", "remote"], action="append"
+    )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
-    sections = args.only or ["local", "memory", "index", "remote"]
+    sections = args.only or ["local", "memory", "stitch", "index", "remote"]
     started = time.time()
     chips = args.chips or (160 if args.quick else 480)
     scenes = data.main_scenes(args.quick)
@@ -387,6 +411,13 @@ def main() -> None:
         out.append("")
     if "memory" in sections:
         out += ["## Memory: peak RSS against scene size", ""] + memory_section(args) + [""]
+    if "stitch" in sections:
+        out += [
+            "## Stitching predictions: 4 bands, cosine blend, chips in shuffled order",
+            "",
+            *stitch_section(args),
+            "",
+        ]
     if "index" in sections:
         out += ["## Index", ""] + index_section(args) + [""]
     if "remote" in sections:

@@ -62,8 +62,8 @@ class SceneWriter:
             "tiled": True,
             "blockxsize": BLOCK,
             "blockysize": BLOCK,
-            "compress": "deflate",
-            "zlevel": 1,
+            "compress": "zstd",  # the partial file only: fast to write and to read back
+            "zstd_level": 1,
             "sparse_ok": True,
             "bigtiff": "if_safer",
         }
@@ -81,8 +81,12 @@ class SceneWriter:
         _, h, w = data.shape
         self._dst.write(data.astype(self.dtype, copy=False), window=Window(col_off, row_off, w, h))
 
-    def finish(self, resampling: str) -> str:
-        """Close, make the COG (overviews by ``resampling``), rename it onto the path."""
+    def finish(self, resampling: str, compress: str = "deflate") -> str:
+        """Close, make the COG (overviews by ``resampling``), rename it onto the path.
+
+        ``compress`` is the COG's compression (GDAL's name: ``deflate``, ``zstd``, ``lzw``,
+        ``none``); it takes most of the time of a float output.
+        """
         self._dst.close()
         cog = f"{self.path}.partial-{os.getpid()}.cog.tif"
         try:
@@ -91,11 +95,12 @@ class SceneWriter:
                 self.partial,
                 cog,
                 driver="COG",
-                compress="DEFLATE",
-                predictor=predictor,
+                compress=compress.upper(),
+                predictor=predictor if compress.lower() != "none" else "NO",
                 blocksize=BLOCK,
                 overview_resampling=resampling,
                 bigtiff="IF_SAFER",
+                num_threads="ALL_CPUS",  # compression takes most of the time
             )
             os.replace(cog, self.path)
         finally:

@@ -83,7 +83,7 @@ def test_an_overview_level_and_several_scenes(big, tmp_path):
     )
     for name, source in (("big", big), ("small", other)):
         np.testing.assert_array_equal(read(tmp_path / "preds" / f"{name}.tif")[0], read(source)[0])
-    ov = stitch(level0, tmp_path / "ov.tif", bands=2, blend="center")
+    ov = stitch(level0, tmp_path / "ov.tif", bands=2, blend="center", compress="zstd")
     got, dst = read(ov.paths[0])
     expected, src = read(big, overview_level=0)
     np.testing.assert_array_equal(got, expected)
@@ -262,6 +262,8 @@ def test_bad_calls_are_clear_errors(big, tmp_path):
     batch = geochips.collate([ds[0], ds[1]])
     with pytest.raises(InvalidParameterError, match="blend must be one of"):
         geochips.Stitcher(index, tmp_path / "o.tif", bands=2, blend="median")
+    with pytest.raises(InvalidParameterError, match="compress must be one of"):
+        geochips.Stitcher(index, tmp_path / "o.tif", bands=2, compress="jpeg")
     with geochips.Stitcher(index, tmp_path / "o.tif", bands=2) as out:
         with pytest.raises(
             InvalidParameterError, match=r"do not match a batch of 2 chips with bands=2"
