@@ -28,6 +28,16 @@ BLOCK = 512
 """Tile side of the outputs (GDAL's COG default)."""
 
 
+def georeferencing(scene: Scene) -> dict[str, Any]:
+    """The profile entries that put a file on the scene's grid: CRS and transform, or GCPs."""
+    if scene.georef == "gcps":
+        points = [GroundControlPoint(row=r, col=c, x=x, y=y) for r, c, x, y in scene.gcps]
+        return {"gcps": points, "crs": scene.crs}
+    if scene.transform is not None:
+        return {"transform": scene.transform, "crs": scene.crs}
+    return {}
+
+
 class SceneWriter:
     """One scene's output, written tile by tile (see the module docstring)."""
 
@@ -67,12 +77,7 @@ class SceneWriter:
             "sparse_ok": True,
             "bigtiff": "if_safer",
         }
-        if scene.georef == "gcps":
-            points = [GroundControlPoint(row=r, col=c, x=x, y=y) for r, c, x, y in scene.gcps]
-            profile.update(gcps=points, crs=scene.crs)
-        elif scene.transform is not None:
-            profile.update(transform=scene.transform, crs=scene.crs)
-        self._dst = rasterio.open(self.partial, "w", **profile)
+        self._dst = rasterio.open(self.partial, "w", **profile, **georeferencing(scene))
         if scales is not None:
             self._dst.scales = scales
 
@@ -114,3 +119,70 @@ class SceneWriter:
         self._dst.close()
         if os.path.exists(self.partial):
             os.remove(self.partial)
+
+
+def part_path(path: str, part: int, parts: int) -> str:
+    """Where part ``part`` of ``parts`` (a rank's share) keeps one scene's accumulators."""
+    return f"{path}.part-{part}-of-{parts}.tif"
+
+
+class PartWriter:
+    """One rank's accumulators of one scene: a sparse float64 GeoTIFF (NaN where untouched).
+
+    Written under a temporary name and renamed by :meth:`finish`, like the outputs.
+    """
+
+    def __init__(self, path: str, scene: Scene, bands: int) -> None:
+        self.path = path
+        self.partial = f"{path}.partial-{os.getpid()}.tif"
+        self._dst = rasterio.open(
+            self.partial,
+            "w",
+            driver="GTiff",
+            width=scene.width,
+            height=scene.height,
+            count=bands,
+            dtype="float64",
+            nodata=float("nan"),
+            tiled=True,
+            blockxsize=BLOCK,
+            blockysize=BLOCK,
+            compress="zstd",
+            zstd_level=1,
+            sparse_ok=True,
+            bigtiff="if_safer",
+            **georeferencing(scene),
+        )
+
+    def write(self, data: np.ndarray, row_off: int, col_off: int) -> None:
+        """Write planes ``(bands, h, w)`` at ``(row_off, col_off)``."""
+        _, h, w = data.shape
+        self._dst.write(data.astype(np.float64), window=Window(col_off, row_off, w, h))
+
+    def finish(self) -> str:
+        """Close and rename onto the part's path."""
+        self._dst.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the file."""
+        self._dst.close()
+        if os.path.exists(self.partial):
+            os.remove(self.partial)
+
+
+class PartReader:
+    """Reads windows of a part written by :class:`PartWriter` (NaN where it has nothing)."""
+
+    def __init__(self, path: str) -> None:
+        self._src = rasterio.open(path)
+
+    def read(self, row_off: int, col_off: int, height: int, width: int) -> np.ndarray:
+        """The planes ``(bands, height, width)`` at the window."""
+        data: np.ndarray = self._src.read(window=Window(col_off, row_off, width, height))
+        return data
+
+    def close(self) -> None:
+        """Close the file."""
+        self._src.close()

@@ -32,9 +32,7 @@ is written and freed; accumulators beyond ``cache_mb`` spill to disk
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,13 +41,14 @@ import numpy as np
 
 from geochips.errors import GeochipsWarning, InvalidParameterError
 from geochips.index import ChipIndex
-from geochips.io.writer import BLOCK, SceneWriter
-from geochips.predict.tiles import Tile, TileCache, TileKey
+from geochips.io.writer import BLOCK, SceneWriter, part_path
+from geochips.predict.blend import BLENDS, OUTPUTS, blend_into, final, output_type, window_weights
+from geochips.predict.parts import add_shares, close_share, merge_scene
+from geochips.predict.plan import as_array, chip_ids, path_for, tile_counts
+from geochips.predict.tiles import TileCache, TileKey
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
-BLENDS = ("mean", "linear", "cosine", "center", "max")
-OUTPUTS = ("values", "argmax", "quantized")
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 
 
@@ -72,6 +71,10 @@ class Stitcher:
         use_valid: leave out pixels whose ``batch["valid"]`` is False.
         compress: the COGs' compression (``"deflate"``, read everywhere; ``"zstd"``, about
             twice as fast to write; ``"lzw"``; ``"none"``).
+        part: ``(rank, world_size)``: this process stitches one share of the chips (its
+            DistributedSampler's); :meth:`close` writes the share's accumulators beside the
+            outputs, and :meth:`merge`, run once after every rank closed, writes the COGs
+            (:mod:`geochips.predict.parts`).
     """
 
     def __init__(
@@ -87,7 +90,15 @@ class Stitcher:
         cache_mb: int = 512,
         use_valid: bool = True,
         compress: str = "deflate",
+        part: tuple[int, int] | None = None,
     ) -> None:
+        if part is not None and not (
+            isinstance(part, tuple) and len(part) == 2 and 0 <= part[0] < part[1]
+        ):
+            raise InvalidParameterError(
+                f"part must be (rank, world_size) with 0 <= rank < world_size, got {part!r}"
+            )
+        self.part = part
         if blend not in BLENDS:
             raise InvalidParameterError(f"blend must be one of {BLENDS}, got {blend!r}")
         if output not in OUTPUTS:
@@ -99,9 +110,9 @@ class Stitcher:
         if compress.lower() not in COMPRESSIONS:
             raise InvalidParameterError(f"compress must be one of {COMPRESSIONS}, got {compress!r}")
         self.compress = compress.lower()
-        self.dtype, self.nodata = _output_type(output, bands, nodata)
+        self.dtype, self.nodata = output_type(output, bands, nodata)
         used = np.unique(index.column("scene")).tolist() if len(index) else []
-        self._paths = {s: _path_for(path, index.scenes[s], len(used)) for s in used}
+        self._paths = {s: path_for(path, index.scenes[s], len(used)) for s in used}
         clash = [p for p in self._paths.values() if os.path.exists(p)]
         if clash and not overwrite:
             raise InvalidParameterError(
@@ -109,8 +120,10 @@ class Stitcher:
                 "another path, or pass overwrite=True"
             )
         self.overwrite = overwrite
-        self._expected, self._received = _tile_counts(index, used)
+        self._expected, self._received = tile_counts(index, used)
         self._seen = np.zeros(len(index), dtype=bool)
+        self._pending: tuple[int, int, ChipWindow, np.ndarray, np.ndarray | None] | None = None
+        self._hold = part is not None  # a share or a merge: tiles wait for close
         folder = os.path.dirname(os.path.abspath(next(iter(self._paths.values()), ".")))
         os.makedirs(folder, exist_ok=True)
         self._cache = TileCache(cache_mb * 2**20, folder)
@@ -156,10 +169,10 @@ class Stitcher:
         """
         if self._closed:
             raise InvalidParameterError("this Stitcher is closed; make a new one")
-        ids = _chip_ids(batch)
-        values = _array(predictions)
+        ids = chip_ids(batch)
+        values = as_array(predictions)
         valid = batch.get("valid") if isinstance(batch, Mapping) and self.use_valid else None
-        valid_arr = None if valid is None else _array(valid).astype(bool)
+        valid_arr = None if valid is None else as_array(valid).astype(bool)
         if values.ndim != 4 or values.shape[0] != len(ids) or values.shape[1] != self.bands:
             raise InvalidParameterError(
                 f"predictions of shape {tuple(values.shape)} do not match a batch of "
@@ -177,7 +190,16 @@ class Stitcher:
                 continue  # a repeat (DistributedSampler pads shards with them)
             self._seen[position] = True
             mask = None if valid_arr is None else valid_arr[i, 0]
-            self._add_chip(scene_pos, position, window, values[i], mask)
+            if self.part is None:
+                self._add_chip(scene_pos, position, window, values[i], mask)
+                continue
+            # A share holds its latest chip back: DistributedSampler pads shards by giving
+            # the first chips again as the last sample of some ranks, and only the merge
+            # knows whether another rank had it (parts).
+            if self._pending is not None:
+                self._add_chip(*self._pending)
+            keep = None if mask is None else mask.copy()
+            self._pending = (scene_pos, position, window, values[i].copy(), keep)
 
     def _add_chip(
         self,
@@ -188,7 +210,11 @@ class Stitcher:
         valid: np.ndarray | None,
     ) -> None:
         scene = self.index.scenes[s]
-        weight = self._window_weights(w.height, w.width)
+        weight = self._weights.get((w.height, w.width))
+        if weight is None:
+            weight = self._weights[(w.height, w.width)] = window_weights(
+                self.blend, w.height, w.width
+            )
         if valid is not None:
             weight = np.where(valid, weight, np.float32(np.nan if self.blend == "center" else 0))
         r0, c0 = max(w.row_off, 0), max(w.col_off, 0)
@@ -206,47 +232,12 @@ class Stitcher:
                     slice(ar0 - w.row_off, ar1 - w.row_off),
                     slice(ac0 - w.col_off, ac1 - w.col_off),
                 )
-                self._blend_into(tile, into, values[(slice(None), *take)], weight[take], position)
+                chip = values[(slice(None), *take)]
+                blend_into(self.blend, tile, into, chip, weight[take], position)
                 self._received[s][ty, tx] += 1
-                if self._received[s][ty, tx] == self._expected[s][ty, tx]:
+                done = self._received[s][ty, tx] == self._expected[s][ty, tx]
+                if done and not self._hold:  # a share never knows a tile is complete
                     self._finish_tile(key)
-
-    def _blend_into(
-        self, tile: Tile, into: tuple[slice, slice], values: np.ndarray, weight: np.ndarray,
-        position: int,
-    ) -> None:  # fmt: skip
-        if self.blend == "center":
-            best, source = tile.weight[into], tile.source[into]
-            better = (weight < best) | ((weight == best) & (position < source))
-            tile.value[(slice(None), *into)][:, better] = values[:, better]
-            best[better] = weight[better]
-            source[better] = position
-        elif self.blend == "max":
-            covered = weight > 0
-            view = tile.value[(slice(None), *into)]
-            np.maximum(view, np.where(covered, values, -np.inf), out=view)
-            tile.weight[into] += covered
-        else:
-            tile.value[(slice(None), *into)] += values * weight
-            tile.weight[into] += weight
-
-    def _window_weights(self, height: int, width: int) -> np.ndarray:
-        """Per pixel of a chip: its blend weight, or for ``"center"`` its distance to the centre."""
-        found = self._weights.get((height, width))
-        if found is not None:
-            return found
-        rows = (np.arange(height) + 0.5) / height
-        cols = (np.arange(width) + 0.5) / width
-        if self.blend == "center":
-            weight = (rows[:, None] - 0.5) ** 2 * height**2 + (cols[None] - 0.5) ** 2 * width**2
-        elif self.blend == "linear":
-            weight = np.outer(1 - np.abs(2 * rows - 1), 1 - np.abs(2 * cols - 1))
-        elif self.blend == "cosine":
-            weight = np.outer(np.sin(np.pi * rows) ** 2, np.sin(np.pi * cols) ** 2)
-        else:
-            weight = np.ones((height, width))
-        self._weights[(height, width)] = weight.astype(np.float32)
-        return self._weights[(height, width)]
 
     # -- writing ------------------------------------------------------------------------
 
@@ -254,28 +245,14 @@ class Stitcher:
         tile = self._cache.pop(key)
         s, ty, tx = key
         if tile is not None:
-            self._writer(s).write(self._final(tile), ty * BLOCK, tx * BLOCK)
+            self._writer(s).write(
+                final(tile, self.blend, self.output, self.dtype, self.nodata),
+                ty * BLOCK,
+                tx * BLOCK,
+            )
         self._tiles_left[s] -= 1
         if self._tiles_left[s] == 0:
             self.paths.append(self._writers.pop(s).finish(self._resampling(), self.compress))
-
-    def _final(self, tile: Tile) -> np.ndarray:
-        if self.blend == "center":
-            covered = tile.source >= 0
-            values = tile.value
-        else:
-            covered = tile.weight > 0
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = tile.value if self.blend == "max" else tile.value / tile.weight
-        if self.output == "argmax":
-            out = np.argmax(values, axis=0)[None].astype(self.dtype)
-        elif self.output == "quantized":
-            out = np.rint(np.clip(values, 0, 1) * 254).astype(self.dtype)
-        else:
-            out = values.astype(self.dtype)
-        out[:, ~covered] = self.nodata
-        final: np.ndarray = out
-        return final
 
     def _writer(self, s: int) -> SceneWriter:
         writer = self._writers.get(s)
@@ -303,6 +280,8 @@ class Stitcher:
         if self._closed:
             return self.paths
         self._closed = True
+        if self.part is not None:
+            return close_share(self)
         try:
             for key in sorted(self._cache.keys()):
                 self._finish_tile(key)
@@ -313,6 +292,10 @@ class Stitcher:
                     )
         finally:
             self._cache.close()
+        self._report_missing()
+        return self.paths
+
+    def _report_missing(self) -> None:
         missing = np.flatnonzero(~self._seen)
         if len(missing):
             self.missing = [self.index.chip_id(int(p)) for p in missing]
@@ -321,9 +304,58 @@ class Stitcher:
                 f"{self.missing[0]!r}); their pixels are nodata unless another chip covers "
                 "them. Stitcher.missing lists them",
                 GeochipsWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self.paths
+
+    # -- shares of several ranks ----------------------------------------------------------
+
+    def _part_files(self, s: int, rank: int, world: int) -> str:
+        return part_path(self._paths[s], rank, world)
+
+    def _seen_file(self, rank: int, world: int) -> str:
+        first = self._paths[min(self._paths)]
+        return part_path(first, rank, world) + ".chips.npz"
+
+    @classmethod
+    def merge(
+        cls,
+        index: ChipIndex,
+        path: str | os.PathLike[str] | Callable[[Scene], str],
+        *,
+        parts: int,
+        **kwargs: Any,
+    ) -> Stitcher:
+        """Combine the shares of ``parts`` ranks into the COGs one process would write.
+
+        Give the index, path and settings (``bands``, ``blend``, ``output``...) the ranks
+        used; run it once every rank has closed (e.g. on rank 0 after a barrier). The
+        parts' files are removed. Returns the closed stitcher (``paths``, ``missing``).
+
+        Raises:
+            InvalidParameterError: a rank's share is missing (it did not close).
+        """
+        out = cls(index, path, **kwargs)
+        try:
+            seen = [out._seen_file(rank, parts) for rank in range(parts)]
+            absent = [f for f in seen if not os.path.exists(f)]
+            if absent:
+                raise InvalidParameterError(
+                    f"{len(absent)} of {parts} ranks left no share (e.g. {absent[0]!r}): "
+                    "every rank must close its Stitcher(part=(rank, world_size)) before merge"
+                )
+            out._hold = True
+            add_shares(out, seen)
+            for s in sorted(out._paths):
+                merge_scene(out, s, parts)
+        except BaseException:
+            out.abort()
+            raise
+        out._closed = True
+        out._cache.close()
+        for f in seen:
+            os.remove(f)
+        out._report_missing()
+        return out
 
     def abort(self) -> None:
         """Stop without writing: partial files and the scratch folder are removed."""
@@ -332,76 +364,3 @@ class Stitcher:
             writer.abort()
         self._writers.clear()
         self._cache.close()
-
-
-def _output_type(output: str, bands: int, nodata: float | None) -> tuple[str, float]:
-    if output == "values":
-        return "float32", math.nan if nodata is None else float(nodata)
-    if output == "quantized":
-        return "uint8", 255 if nodata is None else nodata
-    dtype = "uint8" if bands <= 255 else "uint16"
-    return dtype, (np.iinfo(dtype).max if nodata is None else nodata)
-
-
-def safe_name(scene_id: str) -> str:
-    """A scene id as a file name: characters other than letters, digits, ``.-_+`` become ``_``."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", scene_id)
-
-
-def _path_for(path: Any, scene: Scene, scenes: int) -> str:
-    if callable(path):
-        return str(os.fspath(path(scene)))
-    text = str(os.fspath(path))
-    if "{scene}" in text:
-        return text.replace("{scene}", safe_name(scene.id))
-    if scenes > 1:
-        raise InvalidParameterError(
-            f"the index has {scenes} scenes but the output path {text!r} has no {{scene}}; "
-            "use e.g. 'preds/{scene}.tif'"
-        )
-    return text
-
-
-def _tile_counts(
-    index: ChipIndex, used: list[int]
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Per scene, how many chips touch each output tile, and a zeroed count of arrivals."""
-    c = {n: index.column(n) for n in ("scene", "row_off", "col_off", "height", "width")}
-    expected, received = {}, {}
-    for s in used:
-        scene = index.scenes[s]
-        rows = c["scene"] == s
-        r0 = np.maximum(c["row_off"][rows], 0)
-        c0 = np.maximum(c["col_off"][rows], 0)
-        r1 = np.minimum(c["row_off"][rows] + c["height"][rows], scene.height)
-        c1 = np.minimum(c["col_off"][rows] + c["width"][rows], scene.width)
-        counts = np.zeros((-(-scene.height // BLOCK), -(-scene.width // BLOCK)), dtype=np.int64)
-        spans = zip(
-            (r0 // BLOCK).tolist(),
-            ((r1 - 1) // BLOCK).tolist(),
-            (c0 // BLOCK).tolist(),
-            ((c1 - 1) // BLOCK).tolist(),
-            strict=True,
-        )
-        for top, bottom, left, right in spans:
-            counts[top : bottom + 1, left : right + 1] += 1
-        expected[s], received[s] = counts, np.zeros_like(counts)
-    return expected, received
-
-
-def _chip_ids(batch: Mapping[str, Any] | list[str]) -> list[str]:
-    ids = batch.get("chip_id") if isinstance(batch, Mapping) else batch
-    if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
-        raise InvalidParameterError(
-            "Stitcher.add needs the batch's chip ids: a batch from geochips.collate (with "
-            "its 'chip_id' list) or the list of chip ids"
-        )
-    return list(ids)
-
-
-def _array(values: Any) -> np.ndarray:
-    """A tensor (any device) or array as a NumPy array (float32 for floats)."""
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    return array.astype(np.float32, copy=False) if array.dtype.kind == "f" else array
