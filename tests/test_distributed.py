@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +18,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from affine import Affine
+from support.ranks import free_port, spawn_ranks
 
 import geochips
 from geochips import BlockShuffleSampler, ChipIndex
@@ -31,12 +30,6 @@ EXAMPLES = ROOT / "examples"
 BLOCK = 128  # px: 4 x 4 chips of 32 px, one COG tile of the scenes
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(command: list[str], *, timeout: float = 120, **env: str) -> str:
@@ -261,23 +254,7 @@ def test_a_sampler_built_before_the_group_follows_it_once_joined(
     sampler = BlockShuffleSampler(index, block=BLOCK, seed=0)
     assert (sampler.num_replicas, len(sampler)) == (1, 128)
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # gloo on the loopback only
-    context = mp.start_processes(
-        read_share,
-        args=(sampler, free_port(), str(tmp_path)),
-        nprocs=2,
-        join=False,
-        start_method="spawn",
-    )
-    try:
-        deadline = 60
-        while not context.join(timeout=1):
-            deadline -= 1
-            if deadline == 0:
-                pytest.fail("the spawned ranks did not finish in 60 s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+    spawn_ranks(read_share, (sampler, free_port(), str(tmp_path)), timeout=60)
     shares = [json.loads((tmp_path / f"rank{k}.json").read_text()) for k in range(2)]
     assert [(s["len"], s["world"]) for s in shares] == [(64, 2), (64, 2)]
     assert sorted(shares[0]["order"] + shares[1]["order"]) == list(range(128))

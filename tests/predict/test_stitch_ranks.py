@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 import rasterio
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from support.ranks import free_port, spawn_ranks
 from torch.utils.data import DataLoader, DistributedSampler
 
 import geochips
@@ -17,12 +15,6 @@ from geochips.errors import InvalidParameterError
 from geochips.testing import write_scene
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::geochips.TileAlignmentWarning")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def model(batch):
@@ -67,18 +59,7 @@ def test_two_ranks_and_a_merge_write_what_one_process_writes(index, tmp_path, bl
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
     ranks = tmp_path / "ranks"
     ranks.mkdir()
-    context = mp.start_processes(share, args=(index, str(ranks), blend, free_port()), nprocs=2,
-                                 join=False, start_method="spawn")  # fmt: skip
-    try:
-        deadline = 120
-        while not context.join(timeout=1):
-            deadline -= 1
-            if deadline == 0:
-                pytest.fail("the ranks did not finish in 120 s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.kill()
+    spawn_ranks(share, (index, str(ranks), blend, free_port()))
     assert sorted(p.name for p in ranks.iterdir()) == ["s0.tif", "s1.tif"]  # no part left
     for name in ("s0.tif", "s1.tif"):
         with rasterio.open(single / name) as a, rasterio.open(ranks / name) as b:
