@@ -23,7 +23,7 @@ from support.localserver import ServerProcess
 import geochips
 from geochips.errors import IncompatibleScenesError, InvalidParameterError
 
-DATA = Path(__file__).parent / "data" / "stac"
+DATA = Path(__file__).parents[1] / "data" / "stac"
 SAMPLE = Path(geochips.__file__).parent / "sample_data"
 
 

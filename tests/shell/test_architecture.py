@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "geochips"
+PACKAGE = Path(__file__).resolve().parents[2] / "geochips"
 
 # Stages, bottom first; a module may import from its own stage or any below it.
 STAGES = {
