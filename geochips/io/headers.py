@@ -1,8 +1,9 @@
 """Read scene headers (size, dtype, georeferencing, tiles), never pixels: a :class:`Scene` each.
 
 Headers of many scenes are read concurrently (they wait on the network); the files of one
-scene must share a grid unless ``grid=`` names one to resample the others onto. GCP-only
-scenes get the affine transform fitted to their GCPs, scaled to the level read.
+scene must share a grid unless ``grid=`` names one to resample the others onto
+(:mod:`geochips.io.stacking` checks them and makes the :class:`Scene`). GCP-only scenes get
+the affine transform fitted to their GCPs, scaled to the level read.
 """
 
 from __future__ import annotations
@@ -17,25 +18,17 @@ from typing import Any, NamedTuple
 
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.transform import from_gcps
 
 from geochips import hrefs
 from geochips.errors import (
     IncompatibleScenesError,
-    InvalidParameterError,
     SceneHeaderError,
     SceneReadError,
 )
 from geochips.io.settings import header_options, open_env
 from geochips.io.signing import Signer
-from geochips.scene import RESAMPLINGS, Georef, Scene, SceneSource
-
-
-def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
-    if crs is None:
-        return None
-    epsg = crs.to_epsg()
-    return f"EPSG:{epsg}" if epsg is not None else crs.to_wkt()
+from geochips.io.stacking import grid_position, stack_scene, warp_level
+from geochips.scene import Scene, SceneSource
 
 
 def _read_one(
@@ -144,7 +137,7 @@ def _read_header(
     resampling: str = "nearest",
 ) -> Scene:
     files = range(len(source.hrefs))
-    ref = 0 if grid is None else _grid_position(source, grid, resampling)
+    ref = 0 if grid is None else grid_position(source, grid, resampling)
     infos = [
         _open_info(source, f, overview_level, access) if grid is None or f == ref else {}
         for f in files
@@ -169,127 +162,8 @@ def _read_header(
                 )
             else:
                 infos[f], warped[f] = full, True
-                levels[f] = _warp_level(source, f, full, infos[ref])
-    first = infos[ref]
-    labels = source.assets or tuple(hrefs.redact(h) for h in source.hrefs)
-    for f in files:
-        info, name = infos[f], labels[f]
-        if f == ref:
-            continue
-        # A resampled file only has to agree on what the warp cannot change.
-        keys = (
-            ["dtypes", "nodata"] if warped[f] else ["shape", "crs", "transform", "dtypes", "nodata"]
-        )
-        problems = [f"{key} {info[key]} vs {first[key]}" for key in keys if info[key] != first[key]]
-        if problems:
-            fix = (
-                "Resampling needs one dtype and nodata in every file"
-                if warped[f]
-                else "Index them as separate scenes, choose assets on one grid, or resample "
-                "them onto one with grid=<asset>, resampling='bilinear'"
-            )
-            raise IncompatibleScenesError(
-                f"cannot stack {labels[ref]!r} and {name!r} of scene {source.id!r} as "
-                f"bands: {'; '.join(problems)}. {fix}"
-            )
-    dtypes = first["dtypes"]
-    if len(dtypes) != 1:
-        raise IncompatibleScenesError(
-            f"scene {source.id!r} mixes band dtypes {sorted(dtypes)}; geochips reads one "
-            "dtype per scene: select bands of one dtype"
-        )
-    height, width = first["shape"]
-    gcps_list, gcps_crs = first["gcps"]
-    gcps: tuple[tuple[float, float, float, float], ...] = ()
-    if first["crs"] is not None or not (gcps_list or first["transform"].is_identity):
-        # A geotransform without a CRS still places chips relative to each other.
-        georef: Georef = "transform"
-        crs, transform = first["crs"], first["transform"]
-    elif gcps_list:
-        georef, crs = "gcps", gcps_crs
-        full_h, full_w = first["full_shape"]
-        sy, sx = height / full_h, width / full_w
-        scaled = [
-            rasterio.control.GroundControlPoint(row=g.row * sy, col=g.col * sx, x=g.x, y=g.y)
-            for g in gcps_list
-        ]
-        gcps = tuple((g.row, g.col, g.x, g.y) for g in scaled)
-        transform = from_gcps(scaled)
-    else:
-        georef, crs, transform = "none", None, None
-    any_warped = any(warped)
-    return Scene(
-        id=source.id,
-        hrefs=source.hrefs,
-        assets=source.assets,
-        overview_level=overview_level,
-        height=height,
-        width=width,
-        band_counts=tuple(i["count"] for i in infos),
-        dtype=next(iter(dtypes)),
-        nodata=first["nodata"],
-        crs=_crs_string(crs),
-        transform=transform,
-        georef=georef,
-        gcps=gcps,
-        block_shape=tuple(first["block_shape"]),
-        scales=tuple(s for i in infos for s in i["scales"]),
-        offsets=tuple(o for i in infos for o in i["offsets"]),
-        full_shape=first["full_shape"],
-        properties=dict(source.properties),
-        resampling=resampling if any_warped else None,
-        warped=tuple(warped) if any_warped else (),
-        file_levels=tuple(levels) if any_warped else (),
-    )
-
-
-def _grid_position(source: SceneSource, grid: str | int, resampling: str) -> int:
-    if resampling not in RESAMPLINGS:
-        raise InvalidParameterError(
-            f"resampling must be one of {', '.join(RESAMPLINGS)}, got {resampling!r}"
-        )
-    if isinstance(grid, str):
-        if grid in source.assets:
-            return source.assets.index(grid)
-        raise InvalidParameterError(
-            f"grid={grid!r} is not an asset of scene {source.id!r}, whose assets are "
-            f"{', '.join(map(repr, source.assets)) or 'none (plain files: give a position)'}"
-        )
-    if isinstance(grid, int) and not isinstance(grid, bool) and 0 <= grid < len(source.hrefs):
-        return grid
-    raise InvalidParameterError(
-        f"grid must be an asset key or a file position 0..{len(source.hrefs) - 1} of scene "
-        f"{source.id!r}, got grid={grid!r}"
-    )
-
-
-def _warp_level(
-    source: SceneSource, file: int, full: dict[str, Any], target: dict[str, Any]
-) -> int | None:
-    """Return the coarsest overview of a resampled file still as fine as the target grid.
-
-    Reading a 10 m band onto a 160 m grid from full resolution would decode 256 times the
-    pixels needed; GDAL's warper does not pick overviews by itself here.
-    """
-    label = source.assets[file] if source.assets else hrefs.redact(source.hrefs[file])
-    if target["crs"] is None or target["gcps"][0] or target["transform"].is_identity:
-        raise IncompatibleScenesError(
-            f"grid of scene {source.id!r} must be georeferenced by a CRS and a transform to "
-            "resample other files onto it; choose another grid="
-        )
-    if full["crs"] is None or full["transform"].is_identity:
-        raise IncompatibleScenesError(
-            f"{label!r} of scene {source.id!r} has no CRS and transform (GCP-only or not "
-            "georeferenced), so it cannot be resampled onto the scene's grid"
-        )
-    if full["crs"] != target["crs"]:
-        return None
-    factor = abs(target["transform"].a) / abs(full["transform"].a)
-    level = None
-    for position, overview in enumerate(full["overviews"]):
-        if overview <= factor * (1 + 1e-6):
-            level = position
-    return level
+                levels[f] = warp_level(source, f, full, infos[ref])
+    return stack_scene(source, infos, ref, overview_level, resampling, warped, levels)
 
 
 def read_headers(

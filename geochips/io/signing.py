@@ -17,7 +17,8 @@ query removed and are signed again when read. Signing is lazy and cached per pro
 :class:`HrefSigner`: a signed href is reused until its token nears expiry (read from the
 SAS ``se=`` field, or ``X-Amz-Date`` + ``X-Amz-Expires`` for presigned S3 URLs), and a
 read refused with a signed href is retried once with a fresh signature
-(:meth:`HrefSigner.refresh`).
+(:meth:`HrefSigner.refresh`). Token parsing is :mod:`geochips.io.tokens`, the Planetary
+Computer SDK :mod:`geochips.io.planetary`.
 """
 
 from __future__ import annotations
@@ -25,152 +26,47 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from geochips import hrefs
-from geochips.errors import InvalidParameterError, SceneReadError
+from geochips.errors import InvalidParameterError
+from geochips.io.planetary import (
+    PlanetaryComputerSigner,
+    planetary_computer_sas,
+    planetary_computer_sign,
+)
+from geochips.io.tokens import BLOB_DOMAIN, SAS_PARAMS, expiry, is_blob_href, parse_time, strip_sas
 from geochips.scene import SceneSource
 
 Signer: TypeAlias = Callable[[str], str]
+
+
 SignSpec: TypeAlias = str | Signer | None
 
-BLOB_DOMAIN = ".blob.core.windows.net"
-# Planetary Computer's public thumbnails; its SDK never signs them.
-_PC_PUBLIC_ACCOUNTS = ("ai4edatasetspublicassets",)
-# Query parameters of an Azure SAS token (service and user delegation SAS).
-SAS_PARAMS = frozenset(
-    "sv ss srt sp se st spr sig sr si sip sdd skoid sktid skt ske sks skv saoid suoid "
-    "scid ses rscc rscd rsce rscl rsct".split()
-)
+__all__ = [
+    "BLOB_DOMAIN",
+    "DEFAULT_MARGIN",
+    "SAS_PARAMS",
+    "HrefSigner",
+    "PlanetaryComputerSigner",
+    "SignSpec",
+    "Signer",
+    "expiry",
+    "is_blob_href",
+    "planetary_computer_sas",
+    "planetary_computer_sign",
+    "resolve_signer",
+    "strip_sas",
+    "unsigned",
+    "unsigned_all",
+]
+"""Token and Planetary Computer names stay importable from here, where they lived first."""
+
 DEFAULT_MARGIN = 300.0
 """Seconds before expiry at which a signed href is replaced (at most 1/4 of its life)."""
-
-
-def is_blob_href(href: str) -> bool:
-    """Return whether ``href`` is on Azure Blob Storage (``https://<account>.blob...``)."""
-    parts = urlsplit(href)
-    return parts.scheme in ("http", "https") and (parts.hostname or "").endswith(BLOB_DOMAIN)
-
-
-def strip_sas(href: str) -> str:
-    """Return ``href`` without the parameters of an Azure SAS token in its query.
-
-    Other query parameters are kept, in order.
-    """
-    parts = urlsplit(href)
-    if not parts.query:
-        return href
-    kept = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in SAS_PARAMS
-    ]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
-
-
-def expiry(signed: str) -> float | None:
-    """Return when the token in ``signed`` expires (POSIX seconds), or ``None`` if unknown.
-
-    Reads an Azure SAS ``se=`` (ISO 8601, UTC) or the ``X-Amz-Date`` and ``X-Amz-Expires``
-    of a presigned S3 URL.
-    """
-    query = dict(parse_qsl(urlsplit(signed).query))
-    if "se" in query:
-        return _parse_time(query["se"])
-    if "X-Amz-Date" in query and "X-Amz-Expires" in query:
-        start = _parse_time(query["X-Amz-Date"])
-        if start is not None and query["X-Amz-Expires"].isdigit():
-            return start + int(query["X-Amz-Expires"])
-    return None
-
-
-def _parse_time(text: str) -> float | None:
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d", "%Y%m%dT%H%M%SZ"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp()
-        except ValueError:
-            continue
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-_IMPORT_LOCK = threading.Lock()
-
-
-def planetary_computer_sas() -> Any:
-    """Import ``planetary_computer.sas`` (it imports requests and pydantic: only when used).
-
-    planetary-computer 1.0.0 declares a pydantic v1-style config, which pydantic 2 reports
-    with a deprecation warning on import; that warning is about the SDK, not about the
-    user's code, so it is silenced here.
-    """
-    with _IMPORT_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from planetary_computer import sas
-    return sas
-
-
-class PlanetaryComputerSigner:
-    """Sign Azure Blob Storage hrefs with a Planetary Computer SAS token.
-
-    Tokens come from ``planetary_computer.sas.get_token`` (one per storage account and
-    container, cached by the SDK); other hrefs are returned unchanged, without a network
-    call. Unlike the SDK's ``sign()``, this gives up after ``retries`` attempts instead of
-    about seven minutes of retrying when the token API cannot be reached.
-
-    Args:
-        retries: attempts the SDK makes on 429/5xx answers and connection errors.
-    """
-
-    def __init__(self, retries: int = 4) -> None:
-        self.retries = retries
-
-    def __call__(self, href: str) -> str:
-        """Return ``href`` with a SAS token appended, or unchanged off blob storage."""
-        parts = urlsplit(href)
-        account = (parts.hostname or "").split(".", 1)[0]
-        if not is_blob_href(href) or account in _PC_PUBLIC_ACCOUNTS:
-            return href
-        container = parts.path.lstrip("/").split("/", 1)[0]
-        try:
-            token = planetary_computer_sas().get_token(account, container, retry_total=self.retries)
-        except Exception as exc:  # requests' errors, not worth importing requests for
-            raise SceneReadError(
-                f"cannot sign {hrefs.redact(href)} with a Planetary Computer token "
-                f"(account {account!r}, container {container!r}): "
-                f"{hrefs.redact_text(type(exc).__name__ + ': ' + str(exc))}. Check the "
-                "network and PC_SDK_SAS_URL / PC_SDK_SUBSCRIPTION_KEY, or pass sign=None "
-                "(or your own signer) for storage outside Planetary Computer"
-            ) from None
-        separator = "&" if parts.query else "?"
-        return f"{href}{separator}{token.token}"
-
-    def invalidate(self, signed: str) -> None:
-        """Forget the SDK's cached token if ``signed`` carries it, so the next call fetches."""
-        sas = planetary_computer_sas()
-        query = urlsplit(signed).query
-        for key, token in list(sas.TOKEN_CACHE.items()):
-            if token.token and token.token in query:
-                sas.TOKEN_CACHE.pop(key, None)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PlanetaryComputerSigner) and other.retries == self.retries
-
-    def __hash__(self) -> int:
-        return hash((PlanetaryComputerSigner, self.retries))
-
-    def __repr__(self) -> str:
-        return "PlanetaryComputerSigner()"
-
-
-def planetary_computer_sign(href: str) -> str:
-    """Sign ``href`` for Planetary Computer (unchanged when it is not on blob storage)."""
-    return PlanetaryComputerSigner()(href)
 
 
 @dataclass
@@ -280,7 +176,7 @@ class HrefSigner:
         ends = expiry(signed)
         if ends is None:
             return float("inf")
-        starts = _parse_time(dict(parse_qsl(urlsplit(signed).query)).get("st", "")) or now
+        starts = parse_time(dict(parse_qsl(urlsplit(signed).query)).get("st", "")) or now
         lifetime = max(ends - min(starts, now), 0.0)
         return ends - min(self.margin, lifetime / 4)
 

@@ -34,28 +34,32 @@ import rasterio.crs
 import shapely
 
 from geochips.errors import InvalidParameterError
-from geochips.select.leakage import (
-    NEAR,
-    OVERLAP,
-    REASONS,
-    Ground,
-    check_length,
-    chip_ground,
-    choose_frame,
-    conflicts,
-    window_columns,
+from geochips.select.blocks import (
+    ORDER_FIT,
+    ORDERS,
+    best_order,
+    chip_blocks,
+    conflict_graph,
+    deal,
+    resolve,
 )
+from geochips.select.conflicts import NEAR, OVERLAP, REASONS, conflicts
+from geochips.select.ground import check_length, chip_ground, choose_frame, window_columns
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
 
+__all__ = [
+    "DEFAULT_BLOCK_CHIPS",
+    "ORDERS",
+    "ORDER_FIT",
+    "SplitReport",
+    "Splits",
+    "spatial_split",
+]
+
 DEFAULT_BLOCK_CHIPS = 4
 """Default block edge, in chips: ``block`` is this many times the largest chip side."""
-ORDERS = 32
-"""Seeded shuffles of the blocks tried at most by :func:`spatial_split`."""
-ORDER_FIT = 0.02
-"""A shuffle whose deal (by chips centred in each block) is this close to every fraction
-is taken at once."""
 
 
 @dataclass(frozen=True)
@@ -144,168 +148,6 @@ def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
-def _blocks(
-    ground: Ground, block: float, pixel_block: float, buffer: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return ``(chip, block_id)`` memberships and each chip's centre block id.
-
-    A chip belongs to every block its footprint's bounding box (grown by ``buffer / 2``)
-    overlaps with positive area; a chip crossing the frame's antimeridian seam belongs to
-    blocks on both sides.
-    """
-    c = ground.columns
-    n = len(c["scene"])
-    parts, owner = shapely.get_parts(ground.polygons, return_index=True)
-    bounds = shapely.bounds(parts)
-    geo = ground.georef[owner]
-    size = np.where(geo, block, pixel_block)
-    grow = buffer / 2
-    x0 = np.floor((bounds[:, 0] - grow) / size).astype(np.int64)
-    y0 = np.floor((bounds[:, 1] - grow) / size).astype(np.int64)
-    x1 = np.ceil((bounds[:, 2] + grow) / size).astype(np.int64) - 1
-    y1 = np.ceil((bounds[:, 3] + grow) / size).astype(np.int64) - 1
-    x1, y1 = np.maximum(x1, x0), np.maximum(y1, y0)
-    nx, ny = x1 - x0 + 1, y1 - y0 + 1
-    counts = nx * ny
-    total = int(counts.sum())
-    if total > 20 * max(n, 1) + 10_000_000:
-        raise InvalidParameterError(
-            f"block={block:g} is so small that {n} chips touch {total} blocks; use a block "
-            "at least as large as a chip"
-        )
-    part = np.repeat(np.arange(len(parts)), counts)
-    k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    bx = x0[part] + k % nx[part]
-    by = y0[part] + k // nx[part]
-    # Pixel-only scenes are separate planes: their blocks carry the scene.
-    plane = np.where(geo, -1, c["scene"][owner])[part]
-    keys = np.stack([plane, bx, by], axis=1)
-    # The centre block: under the centre of the chip's largest part.
-    area = shapely.area(parts)
-    order = np.lexsort((-area, owner))
-    first = order[np.unique(owner[order], return_index=True)[1]]
-    cx = (bounds[first, 0] + bounds[first, 2]) / 2
-    cy = (bounds[first, 1] + bounds[first, 3]) / 2
-    centre = np.stack(
-        [
-            np.where(geo[first], -1, c["scene"][owner[first]]),
-            np.floor(cx / size[first]).astype(np.int64),
-            np.floor(cy / size[first]).astype(np.int64),
-        ],
-        axis=1,
-    )
-    _, inverse = np.unique(np.concatenate([keys, centre]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    return owner[part], inverse[:total], inverse[total:]
-
-
-def _deal(weights: np.ndarray, order: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Deal blocks, in ``order``, to splits: contiguous runs of cumulative weight."""
-    w = weights[order].astype(np.float64)
-    total = w.sum()
-    mid = (np.cumsum(w) - w / 2) / (total if total else 1.0)
-    edges = np.cumsum(targets)[:-1] / targets.sum()
-    split = np.empty(len(weights), dtype=np.int64)
-    split[order] = np.searchsorted(edges, mid, side="right")
-    return split
-
-
-def _best_order(weights: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A seeded shuffle of the blocks whose deal comes close to ``target``.
-
-    With few blocks of uneven weight one shuffle can miss the fractions by a whole block.
-    The first of up to :data:`ORDERS` shuffles whose deal is within :data:`ORDER_FIT` of
-    every fraction is taken (so another seed still gives another split), else the best.
-    """
-    best_order, best_error = None, np.inf
-    total = max(float(weights.sum()), 1.0)
-    for _ in range(ORDERS):
-        order = rng.permutation(len(weights))
-        dealt = _deal(weights, order, target)
-        share = np.bincount(dealt, weights=weights, minlength=len(target)) / total
-        error = float(np.abs(share - target).max())
-        if error <= ORDER_FIT:
-            return order
-        if error < best_error:
-            best_order, best_error = order, error
-    assert best_order is not None
-    return best_order
-
-
-def _resolve(
-    block_split: np.ndarray,
-    member_chip: np.ndarray,
-    member_block: np.ndarray,
-    centre: np.ndarray,
-    adjacency: tuple[np.ndarray, np.ndarray, np.ndarray],
-    n: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Assign each chip a split (or -1) so that no conflicting pair straddles two splits.
-
-    Returns ``(split, reason)``; ``reason`` is 0 (kept), 1 (overlap) or 2 (buffer).
-    """
-    indptr, nbr, nbr_overlap = adjacency
-    preferred = block_split[centre]
-    member_split = block_split[member_block]
-    lo = np.full(n, np.iinfo(np.int64).max)
-    hi = np.full(n, -1)
-    np.minimum.at(lo, member_chip, member_split)
-    np.maximum.at(hi, member_chip, member_split)
-    pure = lo == hi
-    degree = np.diff(indptr)
-    # Pure chips whose neighbours all prefer their split never change: settle them at once.
-    pref_nbr = preferred[nbr]
-    owner = np.repeat(np.arange(n), degree)
-    differs = np.zeros(n, dtype=bool)
-    np.logical_or.at(differs, owner, pref_nbr != preferred[owner])
-    split = np.full(n, -1, dtype=np.int64)
-    settled = pure & ~differs
-    split[settled] = preferred[settled]
-    reason = np.zeros(n, dtype=np.int8)
-    # The rest, pure chips first, one at a time against what is already kept.
-    candidates: dict[int, list[int]] = {}
-    straddlers = np.flatnonzero(~pure)
-    if len(straddlers):
-        sel = ~pure[member_chip]
-        for chip, s in zip(member_chip[sel].tolist(), member_split[sel].tolist(), strict=True):
-            options = candidates.setdefault(chip, [])
-            if s not in options:
-                options.append(s)
-    todo = np.concatenate([np.flatnonzero(pure & differs), straddlers])
-    # A plain Python loop over lists: a few neighbours per chip, numpy calls cost more.
-    taken = split.tolist()
-    starts, nbrs, nbr_flags = indptr.tolist(), nbr.tolist(), nbr_overlap.tolist()
-    preferred_list = preferred.tolist()
-    for chip in todo.tolist():
-        neighbours = nbrs[starts[chip] : starts[chip + 1]]
-        first = preferred_list[chip]
-        options = [first] + [s for s in candidates.get(chip, ()) if s != first]
-        for option in options:
-            if all(taken[x] < 0 or taken[x] == option for x in neighbours):
-                taken[chip] = option
-                break
-        else:
-            flags = nbr_flags[starts[chip] : starts[chip + 1]]
-            clash = any(
-                flag and taken[x] >= 0 and taken[x] != first
-                for x, flag in zip(neighbours, flags, strict=True)
-            )
-            reason[chip] = 1 if clash else 2
-    split = np.asarray(taken, dtype=np.int64)
-    return split, reason
-
-
-def _adjacency(
-    i: np.ndarray, j: np.ndarray, overlap: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    src = np.concatenate([i, j])
-    dst = np.concatenate([j, i])
-    flag = np.concatenate([overlap, overlap])
-    order = np.argsort(src, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
-    return indptr, dst[order], flag[order]
-
-
 def spatial_split(
     index: ChipIndex,
     fractions: Mapping[str, float],
@@ -389,23 +231,23 @@ def spatial_split(
         out.report = report
         return out
 
-    member_chip, member_block, centre = _blocks(
+    member_chip, member_block, centre = chip_blocks(
         ground, block_v or pixel_block, pixel_block, buffer_v
     )
     n_blocks = int(max(member_block.max(), centre.max())) + 1
     weights = np.bincount(centre, minlength=n_blocks)
     target = np.array([asked[k] for k in names])
-    order = _best_order(weights, target, np.random.default_rng(int(seed)))
+    order = best_order(weights, target, np.random.default_rng(int(seed)))
     i, j, overlap, _ = conflicts(ground, buffer_v)
-    adjacency = _adjacency(i, j, overlap, n)
+    graph = conflict_graph(i, j, overlap, n)
 
     want = target.copy()
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     # Small splits lose more chips at their borders (their blocks mostly neighbour
     # other splits): re-deal a few times with targets corrected by what was reached.
     for _ in range(4):
-        block_split = _deal(weights, order, want)
-        split, reason = _resolve(block_split, member_chip, member_block, centre, adjacency, n)
+        block_split = deal(weights, order, want)
+        split, reason = resolve(block_split, member_chip, member_block, centre, graph, n)
         kept = np.bincount(split[split >= 0], minlength=len(names)).astype(np.float64)
         reached = kept / max(kept.sum(), 1.0)
         error = float(np.abs(reached - target).max())

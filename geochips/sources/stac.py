@@ -26,13 +26,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import posixpath
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import pystac
+import pystac.utils
 
 from geochips import hrefs
 from geochips.errors import GeochipsWarning, IncompatibleScenesError, InvalidParameterError
@@ -90,19 +90,25 @@ def _dict_items(data: dict[str, Any], href: str | None) -> Iterator[tuple[pystac
         )
 
 
-def _absolute(href: str, base: str | None, item: pystac.Item, key: str) -> str:
-    parts = urlsplit(href)
-    if (parts.scheme and len(parts.scheme) > 1) or href.startswith("/"):
-        return hrefs.normalize(href.removeprefix("file://") if parts.scheme == "file" else href)
-    if base is None:
+def _absolute(item: pystac.Item, key: str, base: str | None) -> str:
+    """Return the absolute href of asset ``key``, resolved by pystac against ``base``.
+
+    ``base`` is the item's self href, or the ItemCollection file an item without one came
+    from; ``file://`` URLs become plain paths, as GDAL and the index want them.
+    """
+    asset = item.assets[key]
+    href = asset.get_absolute_href()
+    if href is None and base is not None:
+        href = pystac.utils.make_absolute_href(asset.href, base)
+    if href is None:
         raise InvalidParameterError(
-            f"asset {key!r} of STAC item {item.id!r} has the relative href {href!r} and the "
-            "item has no self link to resolve it against; read the item with "
+            f"asset {key!r} of STAC item {item.id!r} has the relative href {asset.href!r} "
+            "and the item has no self link to resolve it against; read the item with "
             "pystac.Item.from_file(...) or pass the path/URL of its JSON"
         )
-    if hrefs.is_remote(base) or "://" in base:
-        return urljoin(base, href)
-    return os.path.normpath(posixpath.join(os.path.dirname(base), href))
+    return hrefs.normalize(
+        href.removeprefix("file://") if urlsplit(href).scheme == "file" else href
+    )
 
 
 def _grid(item: pystac.Item, key: str) -> tuple[Any, Any]:
@@ -268,7 +274,7 @@ def stac_sources(
         sources.append(
             SceneSource(
                 id=f"{item.id}/{'+'.join(assets)}",
-                hrefs=tuple(_absolute(item.assets[k].href, base, item, k) for k in assets),
+                hrefs=tuple(_absolute(item, k, base) for k in assets),
                 assets=tuple(assets),
                 properties={p: _property(item, p) for p in properties},
                 bands=tuple(_bands(item, k) for k in assets),

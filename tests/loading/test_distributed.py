@@ -25,7 +25,7 @@ import geochips
 from geochips import BlockShuffleSampler, ChipIndex
 from geochips.testing import write_scene
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 BLOCK = 128  # px: 4 x 4 chips of 32 px, one COG tile of the scenes
 

@@ -33,7 +33,7 @@ from geochips.select.aoi import aoi_mask, read_aoi
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 DATELINE = str(DATA / "cog_dateline.tif")
 
 

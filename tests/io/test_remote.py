@@ -1,8 +1,9 @@
 """Remote COGs: http(s), s3://, gs:// and az:// read through GDAL, only the tiles a chip needs.
 
-Every test runs a real HTTP server with Range support on 127.0.0.1 (tests/servers.py) and
-counts what GDAL asked of it. s3://, gs:// and az:// reach the same server through GDAL's
-own endpoint settings, passed as ``gdal_options``, as a user would for MinIO or Azurite.
+Every test runs a real HTTP server with Range support on 127.0.0.1
+(tests/support/localserver.py) and counts what GDAL asked of it. s3://, gs:// and az://
+reach the same server through GDAL's own endpoint settings, passed as ``gdal_options``, as
+a user would for MinIO or Azurite.
 """
 
 from __future__ import annotations

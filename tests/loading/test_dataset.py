@@ -337,8 +337,8 @@ REAL_SCENES = {
     "cog_gcps": [sample_data.path("cog_gcps.tif")],
     "s2_two_bands": [sample_data.path("scene_band1.tif"), sample_data.path("scene_band2.tif")],
     "rgb_byte": [sample_data.path("RGB.byte.tif")],
-    "cog_nodata": [Path(__file__).parent / "data" / "cog_nodata.tif"],
-    "cog_dateline": [Path(__file__).parent / "data" / "cog_dateline.tif"],
+    "cog_nodata": [Path(__file__).parents[1] / "data" / "cog_nodata.tif"],
+    "cog_dateline": [Path(__file__).parents[1] / "data" / "cog_dateline.tif"],
 }
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "geochips"
+PACKAGE = Path(__file__).resolve().parents[2] / "geochips"
 
 # Stages, bottom first; a module may import from its own stage or any below it.
 STAGES = {
@@ -175,3 +175,21 @@ def test_the_rules_see_the_modules_they_check():
     reader = MODULES["geochips.io.reader"]
     assert list(calls(reader, {"rasterio.open"})), "the reader opens files: the rule must see it"
     assert any(resolve(n) == "geochips.scene" for n, _, _ in imports(reader, top_level=True))
+
+
+def test_the_leakage_proof_imports_nothing_of_the_splitting():
+    # check_leakage is an independent proof of a split: it, the conflict rule it applies and
+    # the ground it compares must not use the code that makes splits (blocks, dealing).
+    proof = ("geochips.select.leakage", "geochips.select.conflicts", "geochips.select.ground")
+    splitting = {"geochips.select.splits", "geochips.select.blocks"}
+    assert set(proof) | splitting <= set(MODULES)
+    used = [
+        f"{module}:{line} imports {resolve(name)}"
+        for module in proof
+        for name, line, _ in imports(MODULES[module], top_level=False)
+        if resolve(name) in splitting
+    ]
+    assert not used, "\n".join(used)
+    # Guards the guard: the rule sees the imports of the splitting itself.
+    seen = {resolve(n) for n, _, _ in imports(MODULES["geochips.select.splits"], top_level=True)}
+    assert {"geochips.select.blocks", "geochips.select.conflicts"} <= seen

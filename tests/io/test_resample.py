@@ -23,7 +23,7 @@ from geochips.errors import IncompatibleScenesError, InvalidParameterError
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
 
-DATA = Path(__file__).parent / "data" / "stac"
+DATA = Path(__file__).parents[1] / "data" / "stac"
 SAMPLE = Path(geochips.__file__).parent / "sample_data"
 FINE = Affine(10.0, 0.0, 500_000.0, 0.0, -10.0, 4_000_000.0)
 COARSE = Affine(20.0, 0.0, 500_000.0, 0.0, -20.0, 4_000_000.0)

@@ -24,7 +24,7 @@ from geochips.sources import SceneSource
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 @pytest.fixture(scope="module")

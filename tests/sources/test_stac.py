@@ -23,7 +23,7 @@ from support.localserver import ServerProcess
 import geochips
 from geochips.errors import IncompatibleScenesError, InvalidParameterError
 
-DATA = Path(__file__).parent / "data" / "stac"
+DATA = Path(__file__).parents[1] / "data" / "stac"
 SAMPLE = Path(geochips.__file__).parent / "sample_data"
 
 
@@ -174,6 +174,24 @@ def test_relative_asset_hrefs_resolve_against_the_item(tmp_path, monkeypatch):
     item = json.loads(path.read_text())
     with pytest.raises(InvalidParameterError, match="relative href 'vv.tiff'"):
         geochips.ChipIndex.build(item, assets=["vv"], size=64)
+
+
+def test_relative_hrefs_of_items_in_a_collection_file_resolve_against_that_file(
+    tmp_path, monkeypatch
+):
+    folder = tmp_path / "catalog"
+    (folder / "scenes").mkdir(parents=True)
+    item = json.loads(s1_item(folder / "scenes", relative=True).read_text())
+    for key in ("vv", "vh"):
+        item["assets"][key]["href"] = f"./scenes/../scenes/{key}.tiff"
+    collection = folder / "collection.json"  # its features carry no self link
+    collection.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    monkeypatch.chdir(tmp_path)
+    index = geochips.ChipIndex.build(
+        str(collection), assets=["vh", "vv"], overview_level=2, size=64
+    )
+    scenes = folder / "scenes"
+    assert index.scenes[0].hrefs == (str(scenes / "vh.tiff"), str(scenes / "vv.tiff"))
 
 
 def test_gcp_scenes_carry_the_fitted_transform_never_an_identity(tmp_path):

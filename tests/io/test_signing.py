@@ -1,7 +1,8 @@
 """Signing: lazy, cached until near expiry, re-signed on refusal, never leaked.
 
 The Planetary Computer path runs the real SDK against a token service on 127.0.0.1
-(``PC_SDK_SAS_URL``) and a blob store that answers 403 to expired tokens (tests/servers.py);
+(``PC_SDK_SAS_URL``) and a blob store that answers 403 to expired tokens
+(tests/support/localserver.py);
 blob hrefs keep their real ``*.blob.core.windows.net`` host and reach the local server
 through ``GDAL_HTTP_PROXY``, so nothing here can reach the real endpoint.
 """
@@ -41,7 +42,7 @@ from geochips.io.signing import (
 )
 from geochips.scene import SceneSource
 
-DATA = Path(__file__).parent / "data" / "stac"
+DATA = Path(__file__).parents[1] / "data" / "stac"
 SAMPLE = Path(geochips.__file__).parent / "sample_data"
 BLOB = "https://sentinel1euwest.blob.core.windows.net/s1-grd/GRD/x/measurement/iw-vv.tiff"
 SAS = "st=2026-01-01T00:00:00Z&se=2026-01-01T01:00:00Z&sp=rl&sv=2024-05-04&sr=c&sig=SECRETabc"
@@ -226,8 +227,8 @@ def test_planetary_computer_items_are_signed_lazily_and_stored_unsigned(
         assert server.token_calls() == 1  # the header reads' signature is reused
         # A spawned worker gets the dataset pickled: no signature travels, it signs anew.
         clone = pickle.loads(pickle.dumps(ds))
-        assert not clone.reader.signer._cache
         assert np.array_equal(clone[3]["image"], sample["image"])
+        assert clone.reader.signer.calls == 2  # the clone signed both assets itself
         secrets = server.tokens() + ["SECRETabc"]
         requests = server.take()
         assert all(r.status in (200, 206) for r in requests)

@@ -28,7 +28,7 @@ from geochips.sources import SceneSource
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
 
-DATA = __import__("pathlib").Path(__file__).parent / "data"
+DATA = __import__("pathlib").Path(__file__).parents[1] / "data"
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 

@@ -1,0 +1,224 @@
+"""Which chips share ground: the rule the leakage proof checks and the splits obey.
+
+Every pair of chips that share ground, or come closer than ``buffer``, from candidates of a
+shapely STRtree (so 100k chips take about a second): pixel windows for chips of one scene,
+exact footprints in the CRS for scenes that share a projected CRS, and footprints in the
+common frame otherwise, where reprojected edges allow a sliver of tolerance
+(:data:`AREA_TOLERANCE`).
+
+This is the proof's half of the select stage: :func:`geochips.select.leakage.check_leakage`
+judges splits with it, and :func:`geochips.select.splits.spatial_split` uses it so that
+it never builds a split the proof rejects. It imports nothing of the splitting (blocks,
+dealing, resolving): ``tests/shell/test_architecture.py`` checks that, and
+``tests/select/test_splits.py`` checks the rule itself against oracles that use neither
+footprints nor the STRtree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import rasterio.crs
+import shapely
+
+from geochips.footprints import footprints, has_ground, same_crs
+from geochips.scene import Scene
+from geochips.select.ground import Ground
+
+AREA_TOLERANCE = 1e-3
+"""Footprints compared in the common frame (scenes in different CRSs, GCP scenes) share
+ground when their intersection is larger than this fraction of the smaller one, i.e. a
+strip half a pixel wide along a 512-pixel chip. Reprojected footprints are polylines
+within a hundredth of a pixel of the truth (GCP fits are good to about a pixel), so chips
+that only touch may overlap by a sliver that must not count."""
+
+
+OVERLAP = "overlap"
+
+
+NEAR = "buffer"
+
+
+REASONS = {
+    OVERLAP: "shares ground with a chip of another split",
+    NEAR: "lies closer than `buffer` to a chip of another split",
+}
+
+
+def _pixel_sizes(ground: Ground) -> np.ndarray:
+    """Ground size of a pixel of each scene, in frame units (1 for pixel-only scenes)."""
+    c = ground.columns
+    sizes = np.ones(len(ground.scenes))
+    if not ground.georef.any():
+        return sizes
+    area = np.full(len(c["scene"]), np.nan)
+    area[ground.georef] = shapely.area(ground.polygons[ground.georef])
+    per_px = np.sqrt(area / (c["height"].astype(np.float64) * c["width"]))
+    for s, scene in enumerate(ground.scenes):
+        if has_ground(scene):
+            values = per_px[(c["scene"] == s) & np.isfinite(per_px)]
+            if len(values):
+                sizes[s] = float(np.median(values))
+    return sizes
+
+
+def _pairs(
+    tree_geoms: np.ndarray, query_geoms: np.ndarray, buffer: float
+) -> tuple[np.ndarray, np.ndarray]:
+    tree = shapely.STRtree(tree_geoms)
+    if buffer > 0:
+        q, t = tree.query(query_geoms, predicate="dwithin", distance=buffer)
+    else:
+        q, t = tree.query(query_geoms, predicate="intersects")
+    return q, t
+
+
+def conflicts(
+    ground: Ground, buffer: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Return ``(i, j, overlap, candidates)``: every pair ``i < j`` of chips in conflict.
+
+    ``overlap`` says whether the pair shares ground (else it is only closer than
+    ``buffer``); ``candidates`` is how many pairs the spatial index proposed.
+    """
+    c = ground.columns
+    scene = c["scene"].astype(np.int64)
+    r0 = c["row_off"].astype(np.float64)
+    c0 = c["col_off"].astype(np.float64)
+    r1 = r0 + c["height"]
+    c1 = c0 + c["width"]
+    out_i, out_j, out_o = [], [], []
+    candidates = 0
+
+    # 1. Chips of one scene: their pixel windows, exactly. Scenes are laid side by side in
+    #    one plane, far enough apart never to meet.
+    px = _pixel_sizes(ground)
+    buffer_px = buffer / px  # per scene
+    max_buffer_px = float(buffer_px.max()) if len(buffer_px) else 0.0
+    extent = np.zeros(len(ground.scenes))
+    if len(scene):
+        np.maximum.at(extent, scene, c1)
+    gap = max_buffer_px + 1.0
+    shift = np.concatenate([[0.0], np.cumsum(extent + gap)[:-1]]) if len(extent) else extent
+    boxes = shapely.box(c0 + shift[scene], r0, c1 + shift[scene], r1)
+    q, t = _pairs(boxes, boxes, max_buffer_px)
+    keep = (q < t) & (scene[q] == scene[t])
+    q, t = q[keep], t[keep]
+    candidates += len(q)
+    row_gap = np.maximum(r0[q], r0[t]) - np.minimum(r1[q], r1[t])
+    col_gap = np.maximum(c0[q], c0[t]) - np.minimum(c1[q], c1[t])
+    overlap = (row_gap < 0) & (col_gap < 0)
+    near = np.hypot(np.maximum(row_gap, 0), np.maximum(col_gap, 0)) < buffer_px[scene[q]]
+    hit = overlap | near
+    out_i.append(q[hit])
+    out_j.append(t[hit])
+    out_o.append(overlap[hit])
+
+    # 2. Chips of different scenes in one projected CRS, on affine grids: their exact
+    #    footprints in that CRS (``buffer`` is measured in it).
+    geo = np.flatnonzero(ground.georef)
+    groups, group_crss = _native_groups(ground.scenes, {int(s) for s in np.unique(scene[geo])})
+    for g, crs in enumerate(group_crss):
+        rows = geo[groups[scene[geo]] == g]
+        if len(np.unique(scene[rows])) < 2:
+            continue
+        if ground.frame is not None and same_crs(crs, ground.frame):
+            exact = ground.polygons[rows]
+        else:
+            exact = footprints(ground.scenes, _rows(c, rows), "scene")
+        q, t = _pairs(exact, exact, buffer)
+        keep = (q < t) & (scene[rows[q]] != scene[rows[t]])
+        q, t = q[keep], t[keep]
+        candidates += len(q)
+        overlap, near = _exact_conflicts(ground.scenes, scene[rows], exact, q, t, buffer)
+        hit = overlap | near
+        out_i.append(rows[q[hit]])
+        out_j.append(rows[t[hit]])
+        out_o.append(overlap[hit])
+
+    # 3. Chips of scenes in different CRSs, or georeferenced by GCPs: footprints in the
+    #    common frame, where reprojected edges allow a sliver of tolerance.
+    key = np.where(groups >= 0, groups, -1 - np.arange(len(groups)))
+    if len(np.unique(key[scene[geo]])) > 1:
+        polys = ground.polygons[geo]
+        q, t = _pairs(polys, polys, buffer)
+        keep = (q < t) & (key[scene[geo[q]]] != key[scene[geo[t]]])
+        q, t = geo[q[keep]], geo[t[keep]]
+        candidates += len(q)
+        a, b = ground.polygons[q], ground.polygons[t]
+        shared = shapely.area(shapely.intersection(a, b))
+        smaller = np.minimum(shapely.area(a), shapely.area(b))
+        overlap = shared > AREA_TOLERANCE * smaller
+        near = np.zeros(len(q), dtype=bool)
+        if buffer > 0:
+            near = shapely.distance(a, b) < buffer
+        hit = overlap | near
+        out_i.append(q[hit])
+        out_j.append(t[hit])
+        out_o.append(overlap[hit])
+    i = np.concatenate(out_i).astype(np.int64)
+    j = np.concatenate(out_j).astype(np.int64)
+    return i, j, np.concatenate(out_o).astype(bool), candidates
+
+
+def _native_groups(scenes: list[Scene], used: set[int]) -> tuple[np.ndarray, list[str]]:
+    """Return a group per scene (-1: none) and the CRS of each group.
+
+    Scenes of one group share a projected CRS and lie on affine grids, so their chips can
+    be compared exactly in it; the others (GCPs, geographic CRSs) go through the frame.
+    """
+    groups = np.full(len(scenes), -1, dtype=np.int64)
+    crss: list[str] = []
+    for s in sorted(used):
+        scene = scenes[s]
+        if scene.georef != "transform" or scene.crs is None:
+            continue
+        if not rasterio.crs.CRS.from_user_input(scene.crs).is_projected:
+            continue
+        for g, crs in enumerate(crss):
+            if same_crs(crs, scene.crs):
+                groups[s] = g
+                break
+        else:
+            crss.append(scene.crs)
+            groups[s] = len(crss) - 1
+    return groups, crss
+
+
+def _exact_conflicts(
+    scenes: list[Scene],
+    scene: np.ndarray,
+    exact: np.ndarray,
+    q: np.ndarray,
+    t: np.ndarray,
+    buffer: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(overlap, near)`` of pairs of exact footprints in one CRS.
+
+    North-up grids give rectangles, compared by their intervals; rotated ones are
+    compared by their interiors (DE-9IM ``T********``).
+    """
+    north_up = np.array([_north_up(s) for s in scenes], dtype=bool)
+    rect = north_up[scene[q]] & north_up[scene[t]]
+    overlap = np.zeros(len(q), dtype=bool)
+    near = np.zeros(len(q), dtype=bool)
+    bq, bt = shapely.bounds(exact[q[rect]]), shapely.bounds(exact[t[rect]])
+    gap_x = np.maximum(bq[:, 0], bt[:, 0]) - np.minimum(bq[:, 2], bt[:, 2])
+    gap_y = np.maximum(bq[:, 1], bt[:, 1]) - np.minimum(bq[:, 3], bt[:, 3])
+    overlap[rect] = (gap_x < 0) & (gap_y < 0)
+    near[rect] = ~overlap[rect] & (np.hypot(np.maximum(gap_x, 0), np.maximum(gap_y, 0)) < buffer)
+    skew = ~rect
+    if skew.any():
+        a, b = exact[q[skew]], exact[t[skew]]
+        overlap[skew] = shapely.relate_pattern(a, b, "T********")
+        if buffer > 0:
+            near[skew] = ~overlap[skew] & (shapely.distance(a, b) < buffer)
+    return overlap, near
+
+
+def _north_up(scene: Scene) -> bool:
+    t = scene.transform
+    return t is not None and t.b == 0 and t.d == 0
+
+
+def _rows(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: columns[k][rows] for k in ("scene", "row_off", "col_off", "height", "width")}

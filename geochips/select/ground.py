@@ -1,0 +1,103 @@
+"""The ground of each chip: its footprint in one frame CRS, or its pixel box without one.
+
+What :func:`~geochips.select.leakage.check_leakage` compares and what
+:func:`~geochips.select.splits.spatial_split` cuts into blocks: :func:`choose_frame` picks
+the frame (the scenes' own projected CRS, else EPSG:6933), :func:`chip_ground` places every
+chip in it. Nothing here decides which chips conflict; that rule is the proof's
+(:func:`geochips.select.leakage.conflicts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import rasterio.crs
+import shapely
+
+from geochips.errors import InvalidParameterError
+from geochips.footprints import EQUAL_AREA, footprints, has_ground, same_crs
+from geochips.scene import Scene
+
+if TYPE_CHECKING:
+    from geochips.index import ChipIndex
+
+
+def choose_frame(scenes: tuple[Scene, ...] | list[Scene]) -> str | None:
+    """Return the CRS to compare ground in: the scenes' own projected CRS, or EPSG:6933."""
+    crss = [s.crs for s in scenes if has_ground(s) and s.crs is not None]
+    if not crss:
+        return None
+    first = crss[0]
+    if all(same_crs(first, c) for c in crss[1:]) and all(
+        s.georef == "transform" for s in scenes if has_ground(s)
+    ):
+        if rasterio.crs.CRS.from_user_input(first).is_projected:
+            return first
+    return EQUAL_AREA
+
+
+@dataclass
+class Ground:
+    """Footprints of every chip of a (combined) index, as conflicts need them."""
+
+    scenes: list[Scene]
+    columns: dict[str, np.ndarray]
+    frame: str | None
+    polygons: np.ndarray
+    """Frame footprints for georeferenced chips, pixel boxes for the others."""
+    georef: np.ndarray
+    """Whether the chip's scene has ground coordinates."""
+
+
+def chip_ground(scenes: list[Scene], columns: dict[str, np.ndarray], frame: str | None) -> Ground:
+    """Return the footprints of the chips in ``columns``, in ``frame`` (pixels if none).
+
+    Raises:
+        InvalidParameterError: if a chip has no usable footprint in ``frame``.
+    """
+    n = len(columns["scene"])
+    georef_scene = np.array([has_ground(s) for s in scenes], dtype=bool)
+    georef = georef_scene[columns["scene"]] if n else np.zeros(0, bool)
+    polygons = np.full(n, None, dtype=object)
+    if georef.any():
+        if frame is None:
+            raise InvalidParameterError("a frame CRS is needed for georeferenced scenes")
+        polygons = footprints(scenes, columns, frame)
+    if (~georef).any():
+        boxes = footprints(scenes, columns, "pixel")
+        polygons[~georef] = boxes[~georef]
+    broken = np.flatnonzero(~shapely.is_valid_input(polygons) | shapely.is_missing(polygons))
+    if len(broken) == 0:
+        bounds = shapely.bounds(polygons)
+        broken = np.flatnonzero(~np.isfinite(bounds).all(axis=1))
+    if len(broken):
+        scene = scenes[int(columns["scene"][broken[0]])]
+        raise InvalidParameterError(
+            f"{len(broken)} chip(s) have no usable footprint in {frame}, e.g. in scene "
+            f"{scene.name} (its CRS {scene.crs} cannot be projected there); give another "
+            "frame= or leave the scene out"
+        )
+    return Ground(scenes, columns, frame, polygons, georef)
+
+
+def window_columns(index: ChipIndex) -> dict[str, np.ndarray]:
+    """Return the window columns of ``index`` (scene, offsets, sizes) as plain arrays."""
+    return {
+        k: np.asarray(index.column(k)) for k in ("scene", "row_off", "col_off", "height", "width")
+    }
+
+
+def check_length(value: float | None, name: str) -> float | None:
+    """Return ``block`` or ``buffer`` as a float, refusing negatives (and a zero block)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise InvalidParameterError(f"{name} must be a number, got {name}={value!r}")
+    if not np.isfinite(value) or value < 0 or (name == "block" and value == 0):
+        raise InvalidParameterError(
+            f"{name} must be {'positive' if name == 'block' else '>= 0'} and finite, "
+            f"got {name}={value!r}"
+        )
+    return float(value)
