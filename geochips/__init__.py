@@ -19,6 +19,7 @@ import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from geochips.bandstats import BandStats
 from geochips.errors import (
     ChipNotFoundError,
     CollateError,
@@ -29,6 +30,7 @@ from geochips.errors import (
     IndexFileError,
     InvalidParameterError,
     LeakageError,
+    OverviewWarning,
     SceneChangedError,
     SceneHeaderError,
     SceneReadError,
@@ -42,6 +44,7 @@ from geochips.select.aoi import filter_aoi
 from geochips.select.checksums import record_checksums
 from geochips.select.leakage import LeakageReport, check_leakage
 from geochips.select.splits import SplitReport, Splits, spatial_split
+from geochips.select.stats import band_stats, record_band_stats
 from geochips.select.valid import estimate_valid
 from geochips.tiles import AlignmentReport, check_alignment
 from geochips.windows import ChipWindow
@@ -92,6 +95,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlignmentReport",
+    "BandStats",
     "BlockShuffleSampler",
     "Chip",
     "ChipDataset",
@@ -107,6 +111,7 @@ __all__ = [
     "InvalidParameterError",
     "LeakageError",
     "LeakageReport",
+    "OverviewWarning",
     "Sample",
     "Scene",
     "SceneChangedError",
@@ -117,11 +122,13 @@ __all__ = [
     "Splits",
     "TileAlignmentWarning",
     "TransformError",
+    "band_stats",
     "check_alignment",
     "check_leakage",
     "collate",
     "estimate_valid",
     "filter_aoi",
+    "record_band_stats",
     "record_checksums",
     "spatial_split",
 ]

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, overload
 import numpy as np
 
 from geochips import hrefs
+from geochips.bandstats import BandStats
 from geochips.errors import ChipNotFoundError, InvalidParameterError, SmallSceneWarning
 from geochips.footprints import footprints
 from geochips.io.headers import read_headers
@@ -74,6 +75,7 @@ class ChipIndex:
         edge: str | None = None,
         signer: Signer | None = None,
         gdal_options: Mapping[str, Any] | None = None,
+        band_stats: BandStats | None = None,
     ) -> None:
         missing = [c for c in WINDOW_COLUMNS if c not in columns]
         if missing:
@@ -99,6 +101,9 @@ class ChipIndex:
         """GDAL options given to :meth:`build`, used by every read of the index's scenes
         (``ChipDataset``, ``estimate_valid``, ``record_checksums``) unless they override
         them; never saved (they may hold credentials)."""
+        self.band_stats = band_stats
+        """Per-band statistics recorded by :func:`geochips.record_band_stats` (saved with
+        the index; kept through selections), or ``None``."""
         self._chip_ids: list[str] | None = None
         self._positions: dict[str, int] | None = None
 
@@ -426,6 +431,7 @@ class ChipIndex:
             edge=self.edge,
             signer=self.signer,
             gdal_options=self.gdal_options,
+            band_stats=self.band_stats,
         )
 
     def __iter__(self) -> Iterator[Chip]:
@@ -442,6 +448,7 @@ class ChipIndex:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("gdal_options", {})  # pickled before indexes carried them
+        state.setdefault("band_stats", None)
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

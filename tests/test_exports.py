@@ -10,13 +10,14 @@ import geochips
 
 # The contract (DESIGN.md and the README): changing it is a decision, not a side effect.
 PUBLIC = {
-    "AlignmentReport", "BlockShuffleSampler", "Chip", "ChipDataset", "ChipIndex",
+    "AlignmentReport", "BandStats", "BlockShuffleSampler", "Chip", "ChipDataset", "ChipIndex",
     "ChipNotFoundError", "ChipWindow", "CollateError", "DtypeConversionError", "GeochipsError",
     "GeochipsWarning", "IncompatibleScenesError", "IndexFileError", "InvalidParameterError",
-    "LeakageError", "LeakageReport", "Sample", "Scene", "SceneChangedError", "SceneHeaderError",
-    "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits", "TileAlignmentWarning",
-    "TransformError", "check_alignment", "check_leakage", "collate", "estimate_valid",
-    "filter_aoi", "record_checksums", "spatial_split",
+    "LeakageError", "LeakageReport", "OverviewWarning", "Sample", "Scene", "SceneChangedError",
+    "SceneHeaderError", "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits",
+    "TileAlignmentWarning", "TransformError", "band_stats", "check_alignment", "check_leakage",
+    "collate", "estimate_valid", "filter_aoi", "record_band_stats", "record_checksums",
+    "spatial_split",
 }  # fmt: skip
 
 

@@ -31,6 +31,7 @@ from geochips.io.signing import SignSpec, resolve_signer
 from geochips.loading import slots
 from geochips.loading.collate import BatchSamples
 from geochips.loading.dtypes import TORCH, dtype_name, output_dtype
+from geochips.loading.normalize import Normalize, resolve_normalize
 from geochips.loading.samples import (
     Sample,
     chip_bounds,
@@ -84,6 +85,10 @@ class ChipDataset(Dataset[Sample]):
             :func:`geochips.record_checksums`); ``None`` checks when the index has one.
             Checksums cover every band, so a dataset reading some ``bands`` reads them
             all to check them.
+        normalize: ``None``, ``"stats"`` (the index's :attr:`~ChipIndex.band_stats`), a
+            :class:`~geochips.BandStats` or ``(mean, std)``: float32 samples
+            ``(x - mean) / std`` per band, invalid pixels at 0.0 and ``False`` in
+            ``valid`` (see :mod:`geochips.loading.normalize`).
 
     Raises:
         IncompatibleScenesError: the scenes' samples could not be batched together (they
@@ -106,6 +111,7 @@ class ChipDataset(Dataset[Sample]):
         sign: SignSpec = _UNSET,
         retries: int = READ_RETRIES,
         verify: bool | None = None,
+        normalize: Normalize = None,
     ) -> None:
         if not isinstance(index, ChipIndex):
             raise InvalidParameterError(
@@ -116,7 +122,12 @@ class ChipDataset(Dataset[Sample]):
         self.bands = _check_bands(bands, index.scenes)
         requested = dtype_name(dtype)
         self.scale = scale
-        self._out_dtypes = [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        self._normalize = resolve_normalize(normalize, index, self.bands, requested, scale)
+        self._out_dtypes = (
+            [self._normalize.dtype] * len(index.scenes)
+            if self._normalize is not None
+            else [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        )
         _check_stackable(index, self.bands, self._out_dtypes)
         self._fill = [_fill_for(s, fill_value) for s in index.scenes]
         self._nodata = [typed_nodata(s) for s in index.scenes]
@@ -277,7 +288,14 @@ class ChipDataset(Dataset[Sample]):
             )
         else:
             data = self._verified(position, scene, window, fill, chip_id)
-        if image is None:
+        mask = None
+        if self.with_valid:
+            out = None if valid is None else valid.numpy()
+            mask = valid_mask(data, scene, window, self._nodata[scene_pos], out)
+        if self._normalize is not None:
+            pixels = self._normalize.apply(self._convert(data, scene, scene_pos), mask, slot)
+            image = torch.from_numpy(pixels) if image is None else image
+        elif image is None:
             image = torch.from_numpy(self._convert(data, scene, scene_pos))
         elif data is not slot:  # (else GDAL wrote the pixels straight into the batch tensor)
             converted = self._convert(data, scene, scene_pos) if self.scale else data
@@ -292,9 +310,7 @@ class ChipDataset(Dataset[Sample]):
             "crs": scene.crs,
             "transform": chip_transform(scene.transform, window),
         }
-        if self.with_valid:
-            out = None if valid is None else valid.numpy()
-            mask = valid_mask(data, scene, window, self._nodata[scene_pos], out)
+        if mask is not None:
             sample["valid"] = torch.from_numpy(mask) if valid is None else valid
         return sample
 
