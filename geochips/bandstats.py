@@ -108,7 +108,7 @@ def stats_from_json(raw: Any) -> BandStats:
         if name in _VALUES:
             try:
                 items = [_number(v) for v in items]
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(f"field {name!r} must hold numbers, got {items!r:.200}") from None
         values[name] = tuple(items)
     try:

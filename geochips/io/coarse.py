@@ -109,7 +109,7 @@ def read_coarse(
         for band, plane in zip(wanted[file], data, strict=True):
             parts[(file, band)] = plane
     assert first is not None and shape is not None
-    order = [fb for position, fb in enumerate(scene.band_map(), start=1) if position in bands]
+    order = [scene.band_map()[b - 1] for b in bands]  # in the order asked for
     rows, cols, weight, how, full = first
     stacked = np.stack([parts[fb] for fb in order])
     return CoarseRead(stacked, rows, cols, weight, how, full)
