@@ -262,7 +262,7 @@ def test_scale_and_offset_apply_when_asked(tmp_path):
 def test_a_scene_without_overviews_warns_with_the_fix_and_is_read_decimated(full_reads):
     path = sample_data.path("RGB.byte.tif")  # striped, no overview
     index = build([path], size=128, edge="pad")
-    with pytest.warns(OverviewWarning, match=r"RGB.byte.*gdaladdo -r average"):
+    with pytest.warns(OverviewWarning, match=r"RGB.byte.*gdaladdo -r nearest"):
         stats = geochips.band_stats(index)
     assert "no overview" in stats.levels[0]
     assert len(full_reads([path])) == 1
