@@ -169,7 +169,14 @@ def band_stats(
     )
 
 
-def record_band_stats(index: ChipIndex, bands: list[int] | None = None, **kwargs: int) -> ChipIndex:
+def record_band_stats(
+    index: ChipIndex,
+    bands: list[int] | None = None,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    scale: bool = False,
+    workers: int = 4,
+) -> ChipIndex:
     """Return a copy of ``index`` whose ``band_stats`` are :func:`band_stats` of it.
 
     **Usage**::
@@ -178,10 +185,11 @@ def record_band_stats(index: ChipIndex, bands: list[int] | None = None, **kwargs
         train.save("train.parquet")                 # the statistics travel with the index
         ds = geochips.ChipDataset(train, normalize="stats")
 
-    Keyword arguments are those of :func:`band_stats`. The statistics stay with the index
-    through selections (they describe the chips they were computed on).
+    The arguments are those of :func:`band_stats`. The statistics stay with the index
+    through selections (they describe the chips they were computed on, e.g. the training
+    split's, which is what validation chips are normalised with too).
     """
-    stats = band_stats(index, bands, **kwargs)  # type: ignore[arg-type]
+    stats = band_stats(index, bands, max_pixels=max_pixels, scale=scale, workers=workers)
     new = copy.copy(index)
     new.band_stats = stats
     return new
