@@ -235,6 +235,29 @@ def index_section(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def stats_section(args: argparse.Namespace) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "bench_stats.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
+    )
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    METRICS["stats"] = rows
+    lines = [
+        "| scene | read | full-res pixels (bytes) | overview pixels | band_stats | in chip reads |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scene']} | {'; '.join(r['levels'])} | {r['full_resolution_pixels']} "
+            f"({r['full_resolution_bytes']} B) | {r['overview_pixels']} | "
+            f"{r['band_stats_s'] * 1e3:.1f} ms | {r['band_stats_in_chip_reads']:.0f} |"
+        )
+    return lines
+
+
 def targets_section(grids: list[dict[str, Any]]) -> list[str]:
     """The issue's targets against this run's numbers (ratios within this run)."""
     rows = ["| target | measured | met |", "| --- | --- | --- |"]
@@ -368,11 +391,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each case")
     parser.add_argument("--chips", type=int, default=None, help="chips read per case")
     parser.add_argument(
-        "--only", choices=["local", "memory", "stitch", "index", "remote"], action="append"
+        "--only", choices=["local", "memory", "stitch", "index", "stats", "remote"], action="append"
     )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
-    sections = args.only or ["local", "memory", "stitch", "index", "remote"]
+    sections = args.only or ["local", "memory", "stitch", "index", "stats", "remote"]
     started = time.time()
     chips = args.chips or (160 if args.quick else 480)
     scenes = data.main_scenes(args.quick)
@@ -420,6 +443,9 @@ def main() -> None:
         ]
     if "index" in sections:
         out += ["## Index", ""] + index_section(args) + [""]
+    if "stats" in sections:
+        out += ["## Band statistics (`band_stats`, real samples, 256/256)", ""]
+        out += stats_section(args) + [""]
     if "remote" in sections:
         out += (
             ["## Remote (loopback HTTP)", ""]

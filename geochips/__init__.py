@@ -19,6 +19,7 @@ import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from geochips.bandstats import BandStats
 from geochips.errors import (
     ChipNotFoundError,
     CollateError,
@@ -29,6 +30,7 @@ from geochips.errors import (
     IndexFileError,
     InvalidParameterError,
     LeakageError,
+    OverviewWarning,
     SceneChangedError,
     SceneHeaderError,
     SceneReadError,
@@ -45,6 +47,7 @@ from geochips.select.checksums import record_checksums
 from geochips.select.labels import filter_labels
 from geochips.select.leakage import LeakageReport, check_leakage
 from geochips.select.splits import SplitReport, Splits, spatial_split
+from geochips.select.stats import band_stats, record_band_stats
 from geochips.select.valid import estimate_valid
 from geochips.tiles import AlignmentReport, check_alignment
 from geochips.windows import ChipWindow
@@ -95,6 +98,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AlignmentReport",
+    "BandStats",
     "BlockShuffleSampler",
     "Chip",
     "ChipDataset",
@@ -110,6 +114,7 @@ __all__ = [
     "InvalidParameterError",
     "LeakageError",
     "LeakageReport",
+    "OverviewWarning",
     "RasterLabels",
     "Sample",
     "Scene",
@@ -123,12 +128,14 @@ __all__ = [
     "TileAlignmentWarning",
     "TransformError",
     "VectorLabels",
+    "band_stats",
     "check_alignment",
     "check_leakage",
     "collate",
     "estimate_valid",
     "filter_aoi",
     "filter_labels",
+    "record_band_stats",
     "record_checksums",
     "spatial_split",
 ]

@@ -19,7 +19,8 @@ keeps working::
 
     GeochipsWarning (UserWarning)
     ├── SmallSceneWarning                       a scene yields no chip under the edge policy
-    └── TileAlignmentWarning                    chips straddle the tiles of their COGs
+    ├── TileAlignmentWarning                    chips straddle the tiles of their COGs
+    └── OverviewWarning                         a scene has no overview to read coarse
 
 Messages name the scene by its href with any query string removed (signed URLs carry
 their token there), the window when there is one, and what to do about it.
@@ -95,3 +96,7 @@ class SmallSceneWarning(GeochipsWarning):
 
 class TileAlignmentWarning(GeochipsWarning):
     """The chip grid is not aligned to the scenes' internal tiles: chips decode extra tiles."""
+
+
+class OverviewWarning(GeochipsWarning):
+    """A scene has no overview where one was wanted, so it was read decimated at its level."""

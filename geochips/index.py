@@ -21,6 +21,7 @@ import numpy as np
 
 from geochips import hrefs
 from geochips import labels as labels_
+from geochips.bandstats import BandStats
 from geochips.errors import (
     ChipNotFoundError,
     GeochipsWarning,
@@ -82,6 +83,7 @@ class ChipIndex:
         signer: Signer | None = None,
         gdal_options: Mapping[str, Any] | None = None,
         labels: Any = None,
+        band_stats: BandStats | None = None,
     ) -> None:
         missing = [c for c in WINDOW_COLUMNS if c not in columns]
         if missing:
@@ -111,6 +113,9 @@ class ChipIndex:
         """The labels of the chips (a :class:`~geochips.VectorLabels` or
         :class:`~geochips.RasterLabels`, or ``None``), which ``ChipDataset`` reads unless
         given others; saved with the index when their source is a file or URL."""
+        self.band_stats = band_stats
+        """Per-band statistics recorded by :func:`geochips.record_band_stats` (saved with
+        the index; kept through selections), or ``None``."""
         self._chip_ids: list[str] | None = None
         self._positions: dict[str, int] | None = None
 
@@ -440,6 +445,7 @@ class ChipIndex:
             signer=self.signer,
             gdal_options=self.gdal_options,
             labels=self.labels,
+            band_stats=self.band_stats,
         )
 
     def with_labels(self, labels: Any) -> ChipIndex:
@@ -467,6 +473,7 @@ class ChipIndex:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("gdal_options", {})  # pickled before indexes carried them
         state.setdefault("labels", None)
+        state.setdefault("band_stats", None)
         self.__dict__.update(state)
 
     def __repr__(self) -> str:

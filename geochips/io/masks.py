@@ -7,18 +7,15 @@ only, so local external ``.ovr`` overviews are found).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-from geochips import hrefs
-from geochips.errors import SceneReadError
-from geochips.io.settings import header_options, open_env
+from geochips.io.coarse import open_and_read
+from geochips.io.settings import header_options
 from geochips.scene import Scene
 
 
@@ -46,21 +43,15 @@ def read_coarse_valid(
     masks = []
     how = ""
     for href in scene.hrefs:
-        path = signer(href) if signer is not None else href
-        failure = None
-        try:
-            with warnings.catch_warnings(), rasterio.Env(**options), open_env(path, options):
-                # Scenes without georeferencing are indexed on purpose (georef="none").
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                data, how = _coarse_read(path, read_factor, chip_full, samples)
-        except RasterioError as exc:
-            failure = hrefs.redact_text(str(exc))  # text only: no context holds the token
-        if failure is not None:
-            raise SceneReadError(
-                f"cannot read a coarse mask of scene {scene.id!r} at {hrefs.redact(href)}: "
-                f"{failure}. Check that the file is readable, or skip estimate_valid for "
-                "this scene"
-            )
+        data, how = open_and_read(
+            scene,
+            signer,
+            href,
+            options,
+            lambda path: _coarse_read(path, read_factor, chip_full, samples),
+            what="a coarse mask",
+            fix="Check that the file is readable, or skip estimate_valid for this scene",
+        )
         bad = np.isnan(data) if np.isnan(nodata) else data == nodata
         masks.append(~bad.all(axis=0))
     if len({m.shape for m in masks}) > 1:

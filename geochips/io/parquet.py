@@ -20,7 +20,8 @@ One row per chip::
 
 The Parquet key-value metadata holds ``geo`` (GeoParquet 1.1 metadata, so geopandas, QGIS,
 GDAL and DuckDB read the file as a layer) and ``geochips``: JSON with the format version,
-the grid parameters, the dtype of every column and the full scene headers, so that
+the grid parameters, the dtype of every column, the full scene headers and, when the index
+has them, its ``band_stats`` (:mod:`geochips.bandstats`; older files lack them), so that
 :func:`load_index` rebuilds an equal :class:`~geochips.ChipIndex` (columns, scenes and
 chip ids). Nothing is pickled: loading parses JSON and Arrow only, and checks the stored
 chip ids against the rebuilt ones. The index's signer is never saved; pass ``sign=`` when
@@ -38,6 +39,7 @@ import numpy as np
 import shapely
 from rasterio.crs import CRS
 
+from geochips.bandstats import stats_from_json, stats_to_json
 from geochips.errors import IndexFileError, InvalidParameterError
 from geochips.footprints import LONLAT, footprints
 from geochips.io.signing import SignSpec, resolve_signer
@@ -196,6 +198,9 @@ def save_index(
         "scenes": [scene_to_json(s) for s in scenes],
         **{k: v for k, v in (extra or {}).items() if v is not None},
     }
+    stats = getattr(index, "band_stats", None)
+    if stats is not None:
+        meta["band_stats"] = stats_to_json(stats)
     table = pa.table(arrays).replace_schema_metadata(
         {
             b"geo": json.dumps(geo).encode(),
@@ -366,6 +371,20 @@ def _check_windows(
         )
 
 
+def _band_stats(raw: Any, scenes: list[Scene]) -> Any:
+    try:
+        stats = stats_from_json(raw)
+    except ValueError as exc:
+        raise _Bad(f"'band_stats' {exc}") from None
+    fewest = min((s.count for s in scenes), default=0)
+    if max(stats.bands) > fewest:
+        raise _Bad(
+            f"'band_stats' has statistics of band {max(stats.bands)} but a scene of the file "
+            f"has {fewest} band(s)"
+        )
+    return stats
+
+
 def _decode(pa: Any, table: Any, meta: Any, make: Callable[..., T]) -> T:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else meta
@@ -406,7 +425,10 @@ def _decode(pa: Any, table: Any, meta: Any, make: Callable[..., T]) -> T:
             raise _Bad(f"column {name!r} is listed in the metadata but the table has {len(found)}")
         columns[name] = _from_arrow(pa, table.column(found[0]), name, dtype, k)
     _check_windows(columns, scenes, size, edge)
-    index = make(scenes, columns, size=size, stride=stride, edge=edge)
+    extra = {}
+    if meta.get("band_stats") is not None:  # indexes saved before band statistics lack it
+        extra["band_stats"] = _band_stats(meta["band_stats"], scenes)
+    index = make(scenes, columns, size=size, stride=stride, edge=edge, **extra)
     found = table.schema.get_all_field_indices("chip_id")
     if len(found) != 1 or not pa.types.is_string(table.schema.field(found[0]).type):
         raise _Bad("the table must have one 'chip_id' column of strings")
@@ -440,7 +462,8 @@ def load_index(
 ) -> T:
     """Read an index written by :func:`save_index`, checking every value in it.
 
-    ``make(scenes, columns, size=, stride=, edge=)`` builds the table (``ChipIndex``).
+    ``make(scenes, columns, size=, stride=, edge=)`` builds the table (``ChipIndex``), with
+    ``band_stats=`` too when the file has them.
 
     ``sign`` attaches a signer, as in :meth:`ChipIndex.build <geochips.ChipIndex.build>`:
     by default (``"auto"``) hrefs on Planetary Computer storage are signed when read.

@@ -34,6 +34,7 @@ from geochips.labels.vector import VectorLabeller
 from geochips.loading import slots
 from geochips.loading.collate import BatchSamples
 from geochips.loading.dtypes import TORCH, dtype_name, output_dtype
+from geochips.loading.normalize import Normalize, resolve_normalize
 from geochips.loading.samples import (
     Sample,
     chip_bounds,
@@ -96,6 +97,10 @@ class ChipDataset(Dataset[Sample]):
             holds: a :class:`~geochips.VectorLabels`, a :class:`~geochips.RasterLabels`, or
             vector data (a path, a GeoDataFrame), which burns 1 into every geometry
             (:mod:`geochips.labels`); by default the index's :attr:`ChipIndex.labels`.
+        normalize: ``None``, ``"stats"`` (the index's :attr:`~ChipIndex.band_stats`), a
+            :class:`~geochips.BandStats` or ``(mean, std)``: float32 samples
+            ``(x - mean) / std`` per band, invalid pixels at 0.0 and ``False`` in
+            ``valid`` (see :mod:`geochips.loading.normalize`).
 
     Raises:
         IncompatibleScenesError: the scenes' samples could not be batched together (they
@@ -119,6 +124,7 @@ class ChipDataset(Dataset[Sample]):
         retries: int = READ_RETRIES,
         verify: bool | None = None,
         labels: Any = None,
+        normalize: Normalize = None,
     ) -> None:
         if not isinstance(index, ChipIndex):
             raise InvalidParameterError(
@@ -129,7 +135,12 @@ class ChipDataset(Dataset[Sample]):
         self.bands = _check_bands(bands, index.scenes)
         requested = dtype_name(dtype)
         self.scale = scale
-        self._out_dtypes = [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        self._normalize = resolve_normalize(normalize, index, self.bands, requested, scale)
+        self._out_dtypes = (
+            [self._normalize.dtype] * len(index.scenes)
+            if self._normalize is not None
+            else [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        )
         _check_stackable(index, self.bands, self._out_dtypes)
         self._fill = [_fill_for(s, fill_value) for s in index.scenes]
         self._properties = [scene_values(s) for s in index.scenes]
@@ -294,7 +305,14 @@ class ChipDataset(Dataset[Sample]):
             )
         else:
             data = self._verified(position, scene, window, fill, chip_id)
-        if image is None:
+        mask = None
+        if self.with_valid:
+            out = None if valid is None else valid.numpy()
+            mask = valid_mask(data, scene, window, self._nodata[scene_pos], out)
+        if self._normalize is not None:
+            pixels = self._normalize.apply(self._convert(data, scene, scene_pos), mask, slot)
+            image = torch.from_numpy(pixels) if image is None else image
+        elif image is None:
             image = torch.from_numpy(self._convert(data, scene, scene_pos))
         elif data is not slot:  # (else GDAL wrote the pixels straight into the batch tensor)
             converted = self._convert(data, scene, scene_pos) if self.scale else data
@@ -310,9 +328,7 @@ class ChipDataset(Dataset[Sample]):
             "transform": chip_transform(scene.transform, window),
         }
         sample.update(self._properties[scene_pos])  # type: ignore[typeddict-item]
-        if self.with_valid:
-            out = None if valid is None else valid.numpy()
-            mask = valid_mask(data, scene, window, self._nodata[scene_pos], out)
+        if mask is not None:
             sample["valid"] = torch.from_numpy(mask) if valid is None else valid
         if self._labeller is not None:
             self._add_labels(sample, scene, window, chip_id, rows.get("mask"))

@@ -10,13 +10,14 @@ import geochips
 
 # The contract (DESIGN.md and the README): changing it is a decision, not a side effect.
 PUBLIC = {
-    "AlignmentReport", "BlockShuffleSampler", "Chip", "ChipDataset", "ChipIndex",
+    "AlignmentReport", "BandStats", "BlockShuffleSampler", "Chip", "ChipDataset", "ChipIndex",
     "ChipNotFoundError", "ChipWindow", "CollateError", "DtypeConversionError", "GeochipsError",
     "GeochipsWarning", "IncompatibleScenesError", "IndexFileError", "InvalidParameterError",
-    "LeakageError", "LeakageReport", "RasterLabels", "Sample", "Scene", "SceneChangedError",
-    "SceneHeaderError", "SceneReadError", "SmallSceneWarning", "SplitReport", "Splits", "Stitcher",
-    "TileAlignmentWarning", "TransformError", "VectorLabels", "check_alignment",
-    "check_leakage", "collate", "estimate_valid", "filter_aoi", "filter_labels", "record_checksums",
+    "LeakageError", "LeakageReport", "OverviewWarning", "RasterLabels", "Sample", "Scene",
+    "SceneChangedError", "SceneHeaderError", "SceneReadError", "SmallSceneWarning",
+    "SplitReport", "Splits", "Stitcher", "TileAlignmentWarning", "TransformError",
+    "VectorLabels", "band_stats", "check_alignment", "check_leakage", "collate",
+    "estimate_valid", "filter_aoi", "filter_labels", "record_band_stats", "record_checksums",
     "spatial_split",
 }  # fmt: skip
 
