@@ -17,7 +17,7 @@ STAGES = {
     "loading": 5,
     "shell": 6,
 }
-SHELL = {"geochips", "geochips.cli", "geochips.__main__"}
+SHELL = {"geochips", "geochips.cli", "geochips.__main__", "geochips.transforms"}
 
 
 def module_name(path: Path) -> str:
