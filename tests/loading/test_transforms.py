@@ -226,6 +226,14 @@ def test_random_elements_follow_their_generator_and_choices(sample):
     assert set(draws(RandomDihedral(["transpose"]))) == {5}
 
 
+def test_no_boxes_and_no_georeference_pass_through():
+    out = Dihedral("rot90")(
+        {"image": torch.zeros(2, 4, 6), "boxes": torch.zeros(0, 4), "transform": None}
+    )
+    assert out["image"].shape == (2, 6, 4) and out["boxes"].shape == (0, 4)
+    assert out["transform"] is None and out["dihedral"] == 1
+
+
 def test_bad_input_is_refused_with_what_to_do(sample):
     with pytest.raises(geochips.InvalidParameterError, match="one of identity, rot90"):
         Dihedral("rotate")
