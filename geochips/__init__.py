@@ -78,6 +78,8 @@ _MOVED = {
 
 def __getattr__(name: str) -> Any:
     """Import the loading layer's names (and torch) on first use."""
+    if name == "transforms":  # the module geochips.transforms, which imports torch
+        return importlib.import_module("geochips.transforms")
     if name in _LOADING:
         value = getattr(importlib.import_module(_LOADING[name]), name)
         globals()[name] = value

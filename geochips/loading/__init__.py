@@ -3,6 +3,9 @@
 * :mod:`~geochips.loading.dataset` — :class:`ChipDataset`, the map-style dataset;
 * :mod:`~geochips.loading.collate` — :func:`collate`, samples into ``(N, C, H, W)`` batches;
 * :mod:`~geochips.loading.samplers` — :class:`BlockShuffleSampler`, rank-aware;
+* :mod:`~geochips.loading.dihedral` — :class:`Dihedral`, one flip or 90° rotation applied
+  jointly to every key of a sample; :mod:`~geochips.loading.transforms` — random ones and
+  ``Compose`` (users import both from :mod:`geochips.transforms`);
 * :mod:`~geochips.loading.slots` — batch memory a DataLoader worker reuses (with the private
   :mod:`~geochips.loading._shm`).
 """

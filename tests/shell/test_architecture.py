@@ -19,7 +19,7 @@ STAGES = {
     "loading": 7,
     "shell": 8,
 }
-SHELL = {"geochips", "geochips.cli", "geochips.__main__"}
+SHELL = {"geochips", "geochips.cli", "geochips.__main__", "geochips.transforms"}
 
 
 def module_name(path: Path) -> str:

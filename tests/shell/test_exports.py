@@ -20,12 +20,27 @@ PUBLIC = {
     "estimate_valid", "filter_aoi", "filter_labels", "record_band_stats", "record_checksums",
     "spatial_split",
 }  # fmt: skip
+# geochips.transforms, a module of its own (it imports torch).
+TRANSFORMS = {
+    "ELEMENTS", "Compose", "Dihedral", "RandomDihedral", "RandomFlip", "RandomRotate90",
+}  # fmt: skip
 
 
 def test_all_is_the_contract_sorted_and_every_name_resolves():
     assert geochips.__all__ == sorted(PUBLIC)
     for name in geochips.__all__:
         assert getattr(geochips, name).__doc__, f"geochips.{name} has no docstring"
+
+
+def test_transforms_is_a_module_with_its_own_contract():
+    import geochips.transforms
+    from geochips import transforms
+    from geochips.loading import transforms as implementation
+
+    assert transforms is geochips.transforms
+    assert transforms.__all__ == sorted(TRANSFORMS)
+    for name in transforms.__all__:
+        assert getattr(transforms, name) is getattr(implementation, name)
 
 
 def test_internals_of_earlier_versions_warn_and_still_resolve():
@@ -60,6 +75,7 @@ def test_the_index_layer_works_without_importing_torch(tmp_path):
         assert "torch" not in sys.modules, "the index layer imported torch"
         geochips.ChipDataset(again)[0]
         assert "torch" in sys.modules
+        geochips.transforms.RandomDihedral()(geochips.ChipDataset(again)[0])
         print("ok")
         """
     )
