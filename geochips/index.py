@@ -30,7 +30,7 @@ from geochips.errors import (
 )
 from geochips.footprints import footprints
 from geochips.io.headers import read_headers
-from geochips.io.parquet import load_index, metadata_entry, save_index
+from geochips.io.parquet import load_index, save_index
 from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
 from geochips.progress import resolve_progress
 from geochips.scene import Scene
@@ -538,9 +538,10 @@ class ChipIndex:
         Raises:
             IndexFileError: if the file is missing, malformed or of an unknown version.
         """
-        index = load_index(path, cls, sign=sign)
+        meta: dict[str, Any] = {}
+        index = load_index(path, cls, sign=sign, extra=meta)
         index.gdal_options = dict(gdal_options or {})
-        saved = metadata_entry(path, "labels")
+        saved = meta.get("labels")
         if saved is not None:
             index.labels = labels_.from_json(saved, os.fspath(path))
         return index

@@ -107,7 +107,7 @@ def save_index(
     """Write ``index`` as GeoParquet (see the module docstring for the layout).
 
     ``extra`` entries (JSON values, such as the index's labels) join the ``geochips``
-    metadata; :func:`metadata_entry` reads one back.
+    metadata; :func:`load_index` hands them back.
 
     Raises:
         InvalidParameterError: if a column cannot be stored or clashes with a derived one.
@@ -446,21 +446,17 @@ def _decode(pa: Any, table: Any, meta: Any, make: Callable[..., T]) -> T:
     return index
 
 
-def metadata_entry(path: str | os.PathLike[str], key: str) -> Any:
-    """The ``key`` entry of a saved index's ``geochips`` metadata (``None`` if absent).
-
-    Read after :func:`load_index` has checked the file, so it only reads the schema.
-    """
-    _, pq = _pyarrow()
-    raw = (pq.read_schema(os.fspath(path)).metadata or {}).get(b"geochips")
-    meta = json.loads(raw) if raw is not None else {}
-    return meta.get(key) if isinstance(meta, dict) else None
-
-
 def load_index(
-    path: str | os.PathLike[str], make: Callable[..., T], *, sign: SignSpec = "auto"
+    path: str | os.PathLike[str],
+    make: Callable[..., T],
+    *,
+    sign: SignSpec = "auto",
+    extra: dict[str, Any] | None = None,
 ) -> T:
     """Read an index written by :func:`save_index`, checking every value in it.
+
+    ``extra``, when given, receives the metadata entries ``save_index`` was given (such as
+    ``labels``), as JSON values for their owners to check; the file is read once.
 
     ``make(scenes, columns, size=, stride=, edge=)`` builds the table (``ChipIndex``), with
     ``band_stats=`` too when the file has them.
@@ -514,6 +510,8 @@ def load_index(
         )
     try:
         index = _decode(pa, table, meta, make)
+        if extra is not None:
+            extra.update(meta)
     except _Bad as exc:
         raise IndexFileError(
             f"{where!r} is not a valid geochips index: {exc}. Rebuild it and save it again "

@@ -83,26 +83,27 @@ def from_json(raw: Any, where: str) -> Labels:
         IndexFileError: naming the file and what is wrong with its ``labels`` entry.
     """
     kinds = {"vector": VectorLabels, "raster": RasterLabels}
-    if not isinstance(raw, Mapping) or raw.get("kind") not in kinds:
+    kind = raw.get("kind") if isinstance(raw, Mapping) else None
+    if not isinstance(kind, str) or kind not in kinds:
         raise IndexFileError(
             f"{where!r} has a 'labels' entry that is not labels saved by geochips; rebuild "
             "the index's labels with ChipIndex.with_labels and save it again"
         )
-    make = kinds[raw["kind"]]
+    make = kinds[kind]
     names = {f.name for f in dataclasses.fields(make)}
-    fields = {k: v for k, v in raw.items() if k != "kind"}
-    unknown = sorted(set(fields) - names)
-    classes = fields.get("classes")
-    if isinstance(classes, Mapping) and isinstance(classes.get("mapping"), list):
-        fields["classes"] = {k: v for k, v in classes["mapping"]}
     try:
+        fields = {k: v for k, v in raw.items() if k != "kind"}
+        unknown = sorted(set(fields) - names)
         if unknown:
             raise InvalidParameterError(f"unknown fields {unknown}")
+        classes = fields.get("classes")
+        if isinstance(classes, Mapping):
+            fields["classes"] = {k: v for k, v in classes["mapping"]}
         return make(**fields)  # type: ignore[no-any-return]
-    except (InvalidParameterError, TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to use untrusted JSON
         raise IndexFileError(
-            f"{where!r} has labels geochips cannot use ({exc}); rebuild them with "
-            "ChipIndex.with_labels and save the index again"
+            f"{where!r} has labels geochips cannot use ({type(exc).__name__}: {exc}); rebuild "
+            "them with ChipIndex.with_labels and save the index again"
         ) from None
 
 
