@@ -21,14 +21,14 @@ import numpy as np
 import shapely
 
 from geochips import hrefs
-from geochips.errors import InvalidParameterError
-from geochips.footprints import (
+from geochips.coordinates import (
     pixel_to_scene_crs,
     reproject_points,
     same_crs,
     scene_crs_to_pixel,
     window_rings,
 )
+from geochips.errors import InvalidParameterError
 from geochips.io.headers import read_header
 from geochips.io.reader import Reader
 from geochips.labels.vector import MASK_DTYPES, burn, check_value_fits, outside

@@ -23,14 +23,14 @@ import rasterio.features
 import shapely
 from affine import Affine
 
-from geochips.errors import InvalidParameterError
-from geochips.footprints import (
+from geochips.coordinates import (
     pixel_to_scene_crs,
     reproject_points,
     same_crs,
     scene_crs_to_pixel,
     window_rings,
 )
+from geochips.errors import InvalidParameterError
 from geochips.io.vectors import Vectors, read_vectors
 from geochips.labels.rasterize import fill_polygons, polygonal
 from geochips.scene import Scene

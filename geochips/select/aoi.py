@@ -27,10 +27,8 @@ import shapely
 import shapely.affinity
 import shapely.geometry
 
-from geochips.errors import InvalidParameterError
-from geochips.footprints import (
+from geochips.coordinates import (
     LONLAT,
-    footprints,
     has_ground,
     pixel_to_scene_crs,
     reproject_points,
@@ -39,6 +37,8 @@ from geochips.footprints import (
     unwrap_longitudes,
     window_rings,
 )
+from geochips.errors import InvalidParameterError
+from geochips.footprints import footprints
 from geochips.io.vectors import read_vectors
 from geochips.scene import Scene
 
