@@ -109,10 +109,7 @@ def from_json(raw: Any, where: str) -> Labels:
 
 def _saved_href(href: str) -> str:
     """An href as a saved index keeps it: no token; a local path made absolute."""
-    if hrefs.is_remote(href):
-        return strip_sas(hrefs.redact(href) if "?" in href and _has_token(href) else href)
-    return os.path.abspath(href)
-
-
-def _has_token(href: str) -> bool:
-    return hrefs.redact_text(href) != href
+    if not hrefs.is_remote(href):
+        return os.path.abspath(href)
+    clean = strip_sas(href)  # an Azure SAS goes; other query parameters stay, unless secret
+    return hrefs.redact(clean) if hrefs.redact_text(clean) != clean else clean
