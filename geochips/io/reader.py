@@ -7,8 +7,10 @@ own their handles. rasterio datasets are not thread-safe, so each thread has its
 bounded LRU cache (``max_open`` handles; the least recently used is closed).
 
 GDAL settings for remote COGs (:mod:`geochips.io.settings`: no directory listing on open,
-merged range requests, a bounded block cache) are set in every thread of every process
-that reads, before its first open; ``gdal_options`` overrides or extends them.
+merged range requests, a bounded block cache; ``gdal_options`` overrides or extends them)
+are in force during each read and gone after it (:meth:`Reader.scope`): the caller's
+process keeps its own GDAL configuration. Only the threads of geochips' own pools keep
+them set, thread-locally, between reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,7 @@ from geochips import hrefs
 from geochips.errors import InvalidParameterError, SceneChangedError, SceneReadError
 from geochips.io import gdallog, settings
 from geochips.io.handles import Handle, HandleCache, HandleKey, WarpedHandle, changes
-from geochips.io.settings import cache_bytes, merge_options, open_env
+from geochips.io.settings import config_values, merge_options, open_env
 from geochips.io.signing import Signer, resolve_signer
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
@@ -93,17 +96,46 @@ class Reader:
                     self._pid = pid
         cache: HandleCache | None = getattr(self._local, "cache", None)
         if cache is None:
-            # Outside the main thread rasterio sets options thread-locally
-            # (CPLSetThreadLocalConfigOption), so every reading thread applies them once:
-            # set only by the first thread of a __getitems__ pool, the other threads
-            # probed for side-car files (404s) on each open.
-            for key, value in self.gdal_options.items():
-                set_gdal_config(key, cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value))
             cache = HandleCache(self.max_open)
             self._local.cache = cache
             with self._lock:
                 self._caches.append(cache)
         return cache
+
+    def scope(self) -> AbstractContextManager[Any]:
+        """Return the context reads of this thread run in: the GDAL options set, then undone.
+
+        Every :meth:`read` enters it; entering it once around many reads (a batch) sets
+        the options once. In a thread :meth:`own_thread` has prepared it does nothing.
+        Options the caller set before (an outer ``rasterio.Env``) are back after it.
+        """
+        self._cache()  # a fork forgets the parent's thread state first
+        if getattr(self._local, "scoped", False):
+            return nullcontext()
+        return self._scoped()
+
+    @contextmanager
+    def _scoped(self) -> Iterator[None]:
+        with settings.applied(config_values(self.gdal_options)):
+            self._local.scoped = True
+            try:
+                yield
+            finally:
+                self._local.scoped = False
+
+    def own_thread(self) -> None:
+        """Set the GDAL options for good in the calling thread, which geochips owns.
+
+        For the initializer of geochips' thread pools: outside the main thread rasterio
+        sets options thread-locally (CPLSetThreadLocalConfigOption), so they stay with that
+        thread and its reads need no :meth:`scope` each.
+        """
+        if threading.current_thread() is threading.main_thread():
+            return  # process-wide there: each read scopes its options instead
+        self._cache()
+        for key, value in config_values(self.gdal_options).items():
+            set_gdal_config(key, value)
+        self._local.scoped = True
 
     def open_count(self) -> int:
         """Return how many datasets this process holds open, over all threads."""
@@ -287,6 +319,18 @@ class Reader:
                 remote files), or GDAL warned while decoding it (damaged data).
             SceneChangedError: the file no longer matches the scene's header.
         """
+        with self.scope():
+            return self._read(scene, window, bands, fill_value, out, chip_id)
+
+    def _read(
+        self,
+        scene: Scene,
+        window: ChipWindow,
+        bands: Sequence[int] | None,
+        fill_value: float,
+        out: np.ndarray | None,
+        chip_id: str | None,
+    ) -> np.ndarray:
         band_map = scene.band_map()
         wanted = [band_map[b - 1] for b in bands] if bands is not None else band_map
         # The part of the window inside the scene; it is the whole window unless padded.

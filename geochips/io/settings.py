@@ -4,17 +4,19 @@
 and pixel reads (:class:`geochips.io.reader.Reader`), :data:`REMOTE_OPEN_OPTIONS` around the
 opening of remote files only; ``gdal_options=`` of
 :meth:`geochips.ChipIndex.build` and :class:`geochips.ChipDataset` override or extend
-them. rasterio sets options thread-locally outside the main thread, so they are applied in
-each reading thread, not once.
+them. They are in force during each read only (:func:`applied`), except in geochips' own
+reading threads, where rasterio sets them thread-locally once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import rasterio
+from rasterio._env import del_gdal_config
+from rasterio.env import get_gdal_config, set_gdal_config
 
 from geochips import hrefs
 
@@ -75,6 +77,36 @@ def open_env(
     scoped = {k: v for k, v in REMOTE_OPEN_OPTIONS.items() if k not in options}
     scoped.update(extra or {})
     return rasterio.Env(**scoped) if scoped else nullcontext()
+
+
+@contextmanager
+def applied(options: Mapping[str, str | int]) -> Iterator[None]:
+    """Set GDAL ``options`` (as :func:`config_values` gives them), then put back what was.
+
+    In the main thread GDAL's configuration is process-wide, so a read must not leave its
+    options behind; values set before (by the user or an outer ``rasterio.Env``) come
+    back, unset ones are unset again. ~16 µs for the default options, a quarter of a
+    ``rasterio.Env`` (~70 µs), which matters around a ~150 µs read of cached tiles.
+    """
+    saved = {key: get_gdal_config(key, normalize=False) for key in options}
+    for key, value in options.items():
+        set_gdal_config(key, value)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                del_gdal_config(key)
+            else:
+                set_gdal_config(key, old, normalize=False)
+
+
+def config_values(options: Mapping[str, Any]) -> dict[str, str | int]:
+    """``options`` as GDAL is given them: GDAL_CACHEMAX in bytes, every other one a string."""
+    return {
+        key: cache_bytes(value) if key == "GDAL_CACHEMAX" else str(value)
+        for key, value in options.items()
+    }
 
 
 def merge_options(options: Mapping[str, Any] | None = None) -> dict[str, str | int]:

@@ -199,7 +199,8 @@ class ChipDataset(Dataset[Sample]):
                 f"ChipDataset indices are ints (positions) or str (chip ids), "
                 f"got {type(key).__name__}"
             )
-        sample = self._read(position)
+        with self.reader.scope():
+            sample = self._read(position)
         return sample if self.transform is None else self._transformed(sample)
 
     def _transformed(self, sample: Sample) -> Any:
@@ -230,7 +231,8 @@ class ChipDataset(Dataset[Sample]):
 
     def _map(self, read: Callable[[Any], Any], todo: list[Any], threads: int) -> list[Any]:
         if threads <= 1 or len(todo) <= 1:
-            return [read(k) for k in todo]
+            with self.reader.scope():  # GDAL options set once for the batch, then undone
+                return [read(k) for k in todo]
         return list(self._executor(threads).map(read, todo))
 
     def _batch_positions(self, keys: Sequence[int | str]) -> list[int] | None:
@@ -284,7 +286,11 @@ class ChipDataset(Dataset[Sample]):
 
     def _executor(self, threads: int) -> ThreadPoolExecutor:
         if self._pool is None or self._pool_pid != os.getpid():
-            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="geochips")
+            self._pool = ThreadPoolExecutor(
+                max_workers=threads,
+                thread_name_prefix="geochips",
+                initializer=self.reader.own_thread,
+            )
             self._pool_pid = os.getpid()
         return self._pool
 

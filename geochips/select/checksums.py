@@ -92,7 +92,9 @@ def record_checksums(
     remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)
     workers = threads or (8 if remote else (os.cpu_count() or 1))
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="geochips") as pool:
+        with ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="geochips", initializer=reader.own_thread
+        ) as pool:
             sums = np.fromiter(pool.map(one, range(len(index))), dtype=np.uint32, count=len(index))
     finally:
         reader.close()

@@ -75,8 +75,21 @@ def test_reading_in_the_parent_before_forking_is_safe(dataset):
     assert sorted(seen) == sorted(dataset.index.chip_ids)
 
 
+SEEN_DURING_READ: dict[str, tuple] = {}
+
+
+def gdal_probe(href):
+    """A signer, called while a chip is read: notes the GDAL options in force then."""
+    SEEN_DURING_READ["options"] = gdal_probe_values()
+    return href
+
+
+def gdal_probe_values():
+    return get_gdal_config("GDAL_HTTP_MAX_RETRY"), get_gdal_config("GEOCHIPS_PROBE")
+
+
 class GdalProbe(torch.utils.data.Dataset):
-    """Reads a chip, then reports the GDAL options in force in the worker."""
+    """Reads a chip, then reports the GDAL options in force in the worker during and after."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -86,18 +99,20 @@ class GdalProbe(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         self.inner[i]
-        return get_gdal_config("GDAL_HTTP_MAX_RETRY"), get_gdal_config("GEOCHIPS_PROBE")
+        return SEEN_DURING_READ["options"], gdal_probe_values()
 
 
-def test_gdal_options_apply_in_every_worker(dataset):
-    dataset.reader.gdal_options["GEOCHIPS_PROBE"] = "on"
+def test_gdal_options_apply_in_every_worker_during_reads_only(make_scene):
+    index = ChipIndex.build([make_scene(height=96, width=80)], size=32)
+    dataset = ChipDataset(index, gdal_options={"GEOCHIPS_PROBE": "on"}, sign=gdal_probe)
     loader = DataLoader(
         GdalProbe(dataset),
         batch_size=None,
         num_workers=2,
         multiprocessing_context=multiprocessing.get_context("spawn"),
     )
-    assert [tuple(v) for v in loader] == [(3, "on")] * 4
+    # A worker's main thread is process-wide for GDAL: nothing stays set after a read.
+    assert [tuple(map(tuple, v)) for v in loader] == [((3, "on"), (None, None))] * 4
 
 
 def _free_port():

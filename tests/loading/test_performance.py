@@ -78,13 +78,36 @@ def range_server(tmp_path: Path):
     server.server_close()
 
 
+def cache_during_read(index, **kwargs):
+    """GDAL_CACHEMAX while a chip of ``index`` is read (noted by a signer, called then)."""
+    seen = []
+
+    def probe(href):
+        seen.append(get_gdal_config("GDAL_CACHEMAX"))
+        return href
+
+    ChipDataset(index, sign=probe, **kwargs)[0]
+    return seen[0]
+
+
 def test_the_block_cache_is_sized_in_megabytes(make_scene):
     # rasterio hands an int GDAL_CACHEMAX to GDAL as bytes: 128 would be a 128-byte cache.
-    dataset = ChipDataset(ChipIndex.build([make_scene()], size=16))
-    dataset[0]
-    assert get_gdal_config("GDAL_CACHEMAX") == 128 * 1024 * 1024
-    ChipDataset(ChipIndex.build([make_scene()], size=16), gdal_options={"GDAL_CACHEMAX": 64})[0]
-    assert get_gdal_config("GDAL_CACHEMAX") == 64 * 1024 * 1024
+    index = ChipIndex.build([make_scene()], size=16)
+    before = get_gdal_config("GDAL_CACHEMAX")
+    assert cache_during_read(index) == 128 * 1024 * 1024
+    assert cache_during_read(index, gdal_options={"GDAL_CACHEMAX": 64}) == 64 * 1024 * 1024
+    assert get_gdal_config("GDAL_CACHEMAX") == before  # the caller's own cache size is back
+
+
+def test_reads_in_the_main_thread_leave_the_gdal_configuration_as_it_was(make_scene):
+    index = ChipIndex.build([make_scene(height=64, width=64)], size=16)
+    dataset = ChipDataset(index, gdal_options={"GEOCHIPS_TEST_OPTION": "on"})
+    with rasterio.Env(GDAL_HTTP_MAX_RETRY="7"):  # the user's own setting
+        dataset[0]
+        dataset.__getitems__([1, 2, 3])
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == 7
+    for key in ("GEOCHIPS_TEST_OPTION", "GDAL_HTTP_MULTIPLEX", "GDAL_HTTP_MAX_RETRY"):
+        assert get_gdal_config(key) is None, key
 
 
 @pytest.mark.parametrize("count", [1, 3])
