@@ -258,6 +258,21 @@ def stats_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def cli_section(args: argparse.Namespace) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "bench_cli.py"), "--repeat", str(max(args.repeat, 3))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    METRICS["cli"] = {r["command"]: r for r in rows}
+    lines = ["| command | best of runs | × `python -c pass` |", "| --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| `{r['command']}` | {r['s'] * 1e3:.0f} ms | {r['ratio']:.1f} |")
+    return lines
+
+
 def targets_section(grids: list[dict[str, Any]]) -> list[str]:
     """The issue's targets against this run's numbers (ratios within this run)."""
     rows = ["| target | measured | met |", "| --- | --- | --- |"]
@@ -361,6 +376,9 @@ def targets_section(grids: list[dict[str, Any]]) -> list[str]:
         ix = METRICS["index"]
         row("1,000,000 chips indexed in < 0.5 s", ix["build_s"], ".3f", ix["build_s"] < 0.5)
         row("< 64 bytes per chip", ix["bytes_per_chip"], ".1f", ix["bytes_per_chip"] < 64)
+    if "cli" in METRICS:
+        help_s = METRICS["cli"]["geochips --help"]["s"]
+        row("`geochips --help` well under a second (< 0.25 s)", help_s, ".3f", help_s < 0.25)
     if "memory_growth" in METRICS:
         growth = METRICS["memory_growth"]
         row("peak RSS growth, 4k → 16k scene, same chips (MB)", growth, ".0f", abs(growth) < 20)
@@ -391,11 +409,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each case")
     parser.add_argument("--chips", type=int, default=None, help="chips read per case")
     parser.add_argument(
-        "--only", choices=["local", "memory", "stitch", "index", "stats", "remote"], action="append"
+        "--only",
+        choices=["local", "memory", "stitch", "index", "stats", "remote", "cli"],
+        action="append",
     )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
-    sections = args.only or ["local", "memory", "stitch", "index", "stats", "remote"]
+    sections = args.only or ["local", "memory", "stitch", "index", "stats", "remote", "cli"]
     started = time.time()
     chips = args.chips or (160 if args.quick else 480)
     scenes = data.main_scenes(args.quick)
@@ -452,6 +472,9 @@ def main() -> None:
             + remote.section(args, scenes, grid_plan, METRICS)
             + [""]
         )
+    if "cli" in sections:
+        out += ["## Command line: wall time of a fresh `python -m geochips`", ""]
+        out += cli_section(args) + [""]
     targets = targets_section(grids if "local" in sections else [])
     out[7:7] = ["## Targets (issue 5)", "", *targets, ""]
     out.append(f"Run time: {time.time() - started:.0f} s")

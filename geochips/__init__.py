@@ -10,62 +10,91 @@
     loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=2,
                         collate_fn=geochips.collate)  # batch["image"]: (16, C, 512, 512)
 
-The index layer (build, select, split, save, load) never imports torch: the names of the
-loading layer (:mod:`geochips.loading`) are imported on first use (PEP 562), so
-``import geochips`` stays light where no model runs (an index server, the CLI's ``index``).
+Every name is imported on first use (PEP 562): ``import geochips`` itself costs nothing,
+and the index layer (build, select, split, save, load) never imports torch; only the
+loading layer (:mod:`geochips.loading`) does, when one of its names is first used.
 """
 
 import importlib
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from geochips.bandstats import BandStats
-from geochips.errors import (
-    ChipNotFoundError,
-    CollateError,
-    DtypeConversionError,
-    GeochipsError,
-    GeochipsWarning,
-    IncompatibleScenesError,
-    IndexFileError,
-    InvalidParameterError,
-    LeakageError,
-    OverviewWarning,
-    SceneChangedError,
-    SceneHeaderError,
-    SceneReadError,
-    SmallSceneWarning,
-    TileAlignmentWarning,
-    TransformError,
-)
-from geochips.index import Chip, ChipIndex
-from geochips.labels import RasterLabels, VectorLabels
-from geochips.predict.stitcher import Stitcher
-from geochips.scene import Scene
-from geochips.select.aoi import filter_aoi
-from geochips.select.checksums import record_checksums
-from geochips.select.labels import filter_labels
-from geochips.select.leakage import LeakageReport, check_leakage
-from geochips.select.splits import SplitReport, Splits, spatial_split
-from geochips.select.stats import band_stats, record_band_stats
-from geochips.select.valid import estimate_valid
-from geochips.tiles import AlignmentReport, check_alignment
-from geochips.windows import ChipWindow
-
 if TYPE_CHECKING:
+    from geochips.bandstats import BandStats
+    from geochips.errors import (
+        ChipNotFoundError,
+        CollateError,
+        DtypeConversionError,
+        GeochipsError,
+        GeochipsWarning,
+        IncompatibleScenesError,
+        IndexFileError,
+        InvalidParameterError,
+        LeakageError,
+        OverviewWarning,
+        SceneChangedError,
+        SceneHeaderError,
+        SceneReadError,
+        SmallSceneWarning,
+        TileAlignmentWarning,
+        TransformError,
+    )
+    from geochips.index import Chip, ChipIndex
+    from geochips.labels import RasterLabels, VectorLabels
     from geochips.loading.collate import collate
     from geochips.loading.dataset import ChipDataset
     from geochips.loading.samplers import BlockShuffleSampler
     from geochips.loading.samples import Sample
+    from geochips.predict.stitcher import Stitcher
+    from geochips.scene import Scene
+    from geochips.select.aoi import filter_aoi
+    from geochips.select.checksums import record_checksums
+    from geochips.select.labels import filter_labels
+    from geochips.select.leakage import LeakageReport, check_leakage
+    from geochips.select.splits import SplitReport, Splits, spatial_split
+    from geochips.select.stats import band_stats, record_band_stats
+    from geochips.select.valid import estimate_valid
+    from geochips.tiles import AlignmentReport, check_alignment
+    from geochips.windows import ChipWindow
 
 __version__ = "0.1.0"
 
-# Names of the loading layer: importing them imports torch.
-_LOADING = {
+# Every public name and the module that defines it, imported on first use: `import
+# geochips` costs nothing (the CLI's --help), and the loading layer's names import torch
+# only when asked for.
+_ERRORS = (
+    "ChipNotFoundError CollateError DtypeConversionError GeochipsError GeochipsWarning "
+    "IncompatibleScenesError IndexFileError InvalidParameterError LeakageError "
+    "OverviewWarning SceneChangedError SceneHeaderError SceneReadError SmallSceneWarning "
+    "TileAlignmentWarning TransformError"
+)
+_HOMES = {
+    **dict.fromkeys(_ERRORS.split(), "geochips.errors"),
+    "AlignmentReport": "geochips.tiles",
+    "BandStats": "geochips.bandstats",
     "BlockShuffleSampler": "geochips.loading.samplers",
+    "Chip": "geochips.index",
     "ChipDataset": "geochips.loading.dataset",
+    "ChipIndex": "geochips.index",
+    "ChipWindow": "geochips.windows",
+    "LeakageReport": "geochips.select.leakage",
+    "RasterLabels": "geochips.labels",
     "Sample": "geochips.loading.samples",
+    "Scene": "geochips.scene",
+    "SplitReport": "geochips.select.splits",
+    "Splits": "geochips.select.splits",
+    "Stitcher": "geochips.predict.stitcher",
+    "VectorLabels": "geochips.labels",
+    "band_stats": "geochips.select.stats",
+    "check_alignment": "geochips.tiles",
+    "check_leakage": "geochips.select.leakage",
     "collate": "geochips.loading.collate",
+    "estimate_valid": "geochips.select.valid",
+    "filter_aoi": "geochips.select.aoi",
+    "filter_labels": "geochips.select.labels",
+    "record_band_stats": "geochips.select.stats",
+    "record_checksums": "geochips.select.checksums",
+    "spatial_split": "geochips.select.splits",
 }
 # Internals exported by earlier versions, still reachable from their modules.
 _MOVED = {
@@ -77,11 +106,11 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import the loading layer's names (and torch) on first use."""
-    if name == "transforms":  # the module geochips.transforms, which imports torch
-        return importlib.import_module("geochips.transforms")
-    if name in _LOADING:
-        value = getattr(importlib.import_module(_LOADING[name]), name)
+    """Import a public name's module on first use (the loading layer's import torch)."""
+    if name in ("transforms", "plot"):  # modules of their own (torch, matplotlib)
+        return importlib.import_module(f"geochips.{name}")
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
         globals()[name] = value
         return value
     if name in _MOVED:
@@ -95,7 +124,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LOADING))
+    return sorted(set(globals()) | set(_HOMES))
 
 
 __all__ = [

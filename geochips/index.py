@@ -33,7 +33,7 @@ from geochips.io.headers import read_headers
 from geochips.io.parquet import load_index, save_index
 from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
 from geochips.progress import resolve_progress
-from geochips.scene import Scene
+from geochips.scene import Scene, check_bands
 from geochips.sources import find_sources
 from geochips.sources.stac import with_catalog_bands
 from geochips.tiles import warn_if_unaligned
@@ -62,6 +62,22 @@ def level_name(overview_level: int | None) -> str:
     return "full" if overview_level is None else f"ov{overview_level}"
 
 
+def _small_scenes_text(empty: Sequence[Scene], size: tuple[int, int], edge: str) -> str:
+    """Name the scenes without a chip, and what makes them chips: larger scenes or smaller chips."""
+    names = ", ".join(f"{s.name} {s.height}x{s.width}" for s in empty[:5])
+    more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+    levels = sorted({s.overview_level for s in empty if s.overview_level is not None})
+    finer = (
+        f"a finer overview_level (overview_level={levels[0] - 1}, or None for full resolution), "
+        if levels and levels[0] > 0
+        else ("overview_level=None (full resolution), " if levels else "")
+    )
+    return (
+        f"{len(empty)} scene(s) smaller than the chip size {size} yield no chip with "
+        f"edge={edge!r}: {names}{more}. Use {finer}a smaller size, or edge='pad'"
+    )
+
+
 class ChipIndex:
     """Windows of scenes, as columns; ``len(index)`` is the number of chips.
 
@@ -84,6 +100,7 @@ class ChipIndex:
         gdal_options: Mapping[str, Any] | None = None,
         labels: Any = None,
         band_stats: BandStats | None = None,
+        bands: Sequence[int] | None = None,
     ) -> None:
         missing = [c for c in WINDOW_COLUMNS if c not in columns]
         if missing:
@@ -116,6 +133,9 @@ class ChipIndex:
         self.band_stats = band_stats
         """Per-band statistics recorded by :func:`geochips.record_band_stats` (saved with
         the index; kept through selections), or ``None``."""
+        self.bands = check_bands(bands, self.scenes)
+        """1-based bands a :class:`~geochips.ChipDataset` reads unless given others
+        (``None``: all); saved with the index. Set with :meth:`with_bands`."""
         self._chip_ids: list[str] | None = None
         self._positions: dict[str, int] | None = None
 
@@ -222,14 +242,7 @@ class ChipIndex:
         parts = [grid_windows(s.height, s.width, size_hw, stride_hw, edge) for s in scenes]  # type: ignore[arg-type]
         empty = [s for s, (rows, _) in zip(scenes, parts, strict=True) if len(rows) == 0]
         if empty:
-            names = ", ".join(f"{s.name} {s.height}x{s.width}" for s in empty)
-            warnings.warn(
-                f"{len(empty)} scene(s) smaller than the chip size {size_hw} yield no chip "
-                f"with edge={edge!r}: {names}. Use a smaller size, a coarser "
-                "overview_level, or edge='pad'",
-                SmallSceneWarning,
-                stacklevel=2,
-            )
+            warnings.warn(_small_scenes_text(empty, size_hw, edge), SmallSceneWarning, stacklevel=2)
         counts = np.array([len(rows) for rows, _ in parts], dtype=np.int64)
         n = int(counts.sum())
         columns: dict[str, np.ndarray] = {
@@ -446,7 +459,18 @@ class ChipIndex:
             gdal_options=self.gdal_options,
             labels=self.labels,
             band_stats=self.band_stats,
+            bands=self.bands,
         )
+
+    def with_bands(self, bands: Sequence[int] | None) -> ChipIndex:
+        """Return a copy of the index whose chips are read with ``bands`` (1-based).
+
+        Raises:
+            InvalidParameterError: if a scene lacks one of the bands.
+        """
+        new = self._replace(self._columns)
+        new.bands = check_bands(bands, self.scenes)
+        return new
 
     def with_labels(self, labels: Any) -> ChipIndex:
         """Return a copy of the index that carries ``labels`` (see :mod:`geochips.labels`).
@@ -474,6 +498,7 @@ class ChipIndex:
         state.setdefault("gdal_options", {})  # pickled before indexes carried them
         state.setdefault("labels", None)
         state.setdefault("band_stats", None)
+        state.setdefault("bands", None)
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
@@ -521,7 +546,7 @@ class ChipIndex:
                 GeochipsWarning,
                 stacklevel=2,
             )
-        save_index(self, path, {"labels": saved})
+        save_index(self, path, {"labels": saved, "bands": self.bands})
 
     @classmethod
     def load(
@@ -544,4 +569,5 @@ class ChipIndex:
         saved = meta.get("labels")
         if saved is not None:
             index.labels = labels_.from_json(saved, os.fspath(path))
+        index.bands = check_bands(meta.get("bands"), index.scenes)
         return index

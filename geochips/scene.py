@@ -17,10 +17,11 @@ that pickle cheaply; :mod:`geochips.scene_json` is the codec of a saved index.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from affine import Affine
 
 from geochips import hrefs
@@ -121,3 +122,24 @@ class Scene:
     def band_map(self) -> list[tuple[int, int]]:
         """Return ``(file position, band index in that file)`` for every stacked band."""
         return [(f, b) for f, n in enumerate(self.band_counts) for b in range(1, n + 1)]
+
+
+def check_bands(bands: Sequence[int] | int | None, scenes: Sequence[Scene]) -> list[int] | None:
+    """Return ``bands`` as a list of 1-based ints that every scene has (``None``: all).
+
+    Raises:
+        InvalidParameterError: naming the scene that lacks a band.
+    """
+    if bands is None:
+        return None
+    picked = [bands] if isinstance(bands, int) else list(bands)
+    if not picked or not all(isinstance(b, (int, np.integer)) for b in picked):
+        raise InvalidParameterError(f"bands must be 1-based ints, got bands={bands!r}")
+    for scene in scenes:
+        bad = [b for b in picked if not 1 <= b <= scene.count]
+        if bad:
+            raise InvalidParameterError(
+                f"bands {bad} do not exist in scene {scene.name}, which has bands "
+                f"1..{scene.count} (bands are 1-based, as in rasterio)"
+            )
+    return [int(b) for b in picked]

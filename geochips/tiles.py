@@ -94,8 +94,15 @@ class AlignmentReport:
     """Suggested stride."""
     aligned: bool
     """Whether the index's grid already is the suggested one."""
+    striped: bool = False
+    """True when no scene is tiled (GeoTIFF strips): no grid aligns to strips."""
 
     def __str__(self) -> str:
+        if self.striped:
+            return (
+                "the scenes are stored in strips, not tiles: every chip decodes whole rows; "
+                "COGs (gdal_translate -of COG) read faster"
+            )
         if self.aligned:
             return (
                 f"the grid is aligned to the {self.block_shape[0]}x{self.block_shape[1]} "
@@ -119,7 +126,18 @@ def check_alignment(index: ChipTable) -> AlignmentReport:
         raise InvalidParameterError(
             "check_alignment needs an index built with a grid (ChipIndex.build or from_scenes)"
         )
-    block = Counter(s.block_shape for s in index.scenes).most_common(1)[0][0]
+    tiled = [s for s in index.scenes if _tiled(s)]
+    if not tiled:
+        return AlignmentReport(
+            0.0,
+            0.0,
+            index.scenes[0].block_shape,
+            index.size,
+            index.stride,
+            aligned=True,
+            striped=True,
+        )
+    block = Counter(s.block_shape for s in tiled).most_common(1)[0][0]
     size, stride = aligned_grid(index.size, index.stride, block)
     now = tiles_per_chip(index)
     if (size, stride) == (index.size, index.stride):
@@ -149,6 +167,11 @@ def _grid(scenes: Sequence[Scene], size: Pair, stride: Pair, edge: str | None) -
     }
 
 
+def _tiled(scene: Scene) -> bool:
+    """Whether ``scene`` is stored in tiles (not strips: whole rows)."""
+    return scene.block_shape[0] > 1 and scene.block_shape[1] < scene.width
+
+
 def warn_if_unaligned(index: ChipTable, stacklevel: int = 2) -> None:
     """Warn (:class:`~geochips.errors.TileAlignmentWarning`) if chips straddle tiles.
 
@@ -158,7 +181,7 @@ def warn_if_unaligned(index: ChipTable, stacklevel: int = 2) -> None:
     """
     if index.size is None or index.stride is None:
         return
-    tiled = [s for s in index.scenes if s.block_shape[0] > 1 and s.block_shape[1] < s.width]
+    tiled = [s for s in index.scenes if _tiled(s)]
     for block in sorted({s.block_shape for s in tiled}):
         size, stride = aligned_grid(index.size, index.stride, block)
         if (size, stride) == (index.size, index.stride):

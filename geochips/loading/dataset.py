@@ -43,7 +43,7 @@ from geochips.loading.samples import (
     typed_nodata,
     valid_mask,
 )
-from geochips.scene import Scene
+from geochips.scene import Scene, check_bands
 from geochips.select import checksums
 from geochips.windows import ChipWindow
 
@@ -67,7 +67,8 @@ class ChipDataset(Dataset[Sample]):
 
     Args:
         index: the chips to serve, in order.
-        bands: 1-based band positions of the stacked scene (default: all).
+        bands: 1-based band positions of the stacked scene (default: the index's
+            :attr:`~geochips.ChipIndex.bands`, else all).
         dtype: output dtype (default: the smallest torch-friendly dtype holding every
             value, see the module docstring); ``"uint16"`` keeps uint16 pixels as they are
             (fastest, half the bytes of int32; convert them on the GPU).
@@ -132,7 +133,7 @@ class ChipDataset(Dataset[Sample]):
                 "geochips.ChipIndex.build(sources, size=...)"
             )
         self.index = index
-        self.bands = _check_bands(bands, index.scenes)
+        self.bands = check_bands(bands if bands is not None else index.bands, index.scenes)
         requested = dtype_name(dtype)
         self.scale = scale
         self._normalize = resolve_normalize(normalize, index, self.bands, requested, scale)
@@ -398,22 +399,6 @@ class ChipDataset(Dataset[Sample]):
 
     def __repr__(self) -> str:
         return f"ChipDataset({len(self)} chips, {self.index!r})"
-
-
-def _check_bands(bands: Sequence[int] | None, scenes: Sequence[Scene]) -> list[int] | None:
-    if bands is None:
-        return None
-    picked = [bands] if isinstance(bands, int) else list(bands)
-    if not picked or not all(isinstance(b, (int, np.integer)) for b in picked):
-        raise InvalidParameterError(f"bands must be 1-based ints, got bands={bands!r}")
-    for scene in scenes:
-        bad = [b for b in picked if not 1 <= b <= scene.count]
-        if bad:
-            raise InvalidParameterError(
-                f"bands {bad} do not exist in scene {scene.name}, which has bands "
-                f"1..{scene.count} (bands are 1-based, as in rasterio)"
-            )
-    return [int(b) for b in picked]
 
 
 def _check_stackable(

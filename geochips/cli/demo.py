@@ -1,20 +1,25 @@
-"""The ``geochips`` command line: ``demo`` and ``index``. Nothing depends on this module."""
+"""``geochips demo``: the tutorial's workflow on the sample scenes shipped with geochips."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from geochips import sample_data
-from geochips.errors import GeochipsError
 from geochips.index import ChipIndex
 from geochips.select.leakage import check_leakage
 from geochips.select.splits import spatial_split
 from geochips.select.valid import estimate_valid
+
+NEXT = """\
+next, on your own scenes:
+  geochips index 'scenes/*.tif' --size 512 --overlap 256 --min-valid 0.5 \\
+      --split train=0.8,val=0.2 -o chips.parquet
+  geochips info chips.parquet
+  geochips preview chips.parquet -o preview.png    (pip install 'geochips[plot]')
+  geochips show chips.parquet -n 16 -o chips.png
+then in Python: geochips.ChipDataset(geochips.ChipIndex.load("chips.parquet"))"""
 
 
 def demo(workers: int = 2) -> int:
@@ -56,6 +61,8 @@ def demo(workers: int = 2) -> int:
     from geochips.loading.collate import collate
     from geochips.loading.dataset import ChipDataset
 
+    # The scenes have 1, 2 and 3 bands: a batch stacks chips, so read band 1 of each.
+    print("reading band 1 of every scene (bands=[1]): the scenes have 1 to 3 bands")
     dataset = ChipDataset(splits["train"], bands=[1], dtype="float32")
     loader = DataLoader(
         dataset,
@@ -78,6 +85,7 @@ def demo(workers: int = 2) -> int:
         f"read {seen} of {len(dataset)} chips with {workers} worker(s) in "
         f"{time.perf_counter() - start:.1f} s"
     )
+    print(NEXT)
     return 0
 
 
@@ -93,46 +101,3 @@ def _save_and_reload(index: ChipIndex) -> None:
         again = ChipIndex.load(path)
         same = again.chip_ids == index.chip_ids
         print(f"saved and reloaded {len(again)} chips as GeoParquet, ids identical: {same}")
-
-
-def index_command(args: argparse.Namespace) -> int:
-    """Build an index and print its summary (saving it when ``--out`` is given)."""
-    index = ChipIndex.build(
-        args.sources,
-        size=args.size,
-        stride=args.stride,
-        overlap=args.overlap,
-        edge=args.edge,
-        overview_level=args.overview_level,
-        assets=args.assets.split(",") if args.assets else None,
-    )
-    print(index.describe())
-    if args.out:
-        index.save(args.out)
-        print(f"saved {len(index)} chips to {args.out}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="geochips", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help="chip the shipped sample scenes (no network)")
-    run_demo.add_argument("--workers", type=int, default=2, help="DataLoader workers")
-    build = commands.add_parser("index", help="build a chip index and summarise it")
-    build.add_argument("sources", nargs="+", help="raster paths/URLs or STAC item JSON")
-    build.add_argument("--size", type=int, default=512)
-    build.add_argument("--stride", type=int)
-    build.add_argument("--overlap", type=int)
-    build.add_argument("--edge", choices=("drop", "pad", "shift"), default="drop")
-    build.add_argument("--overview-level", type=int)
-    build.add_argument("--assets", help="comma-separated STAC asset keys")
-    build.add_argument("--out", help="save the index here (GeoParquet)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "demo":
-            return demo(args.workers)
-        return index_command(args)
-    except GeochipsError as exc:
-        print(f"geochips: error: {exc}", file=sys.stderr)
-        return 2
