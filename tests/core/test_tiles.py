@@ -71,3 +71,9 @@ def test_an_index_without_a_grid_is_refused(make_scene):
     index = ChipIndex.build([make_scene()], size=16)
     with pytest.raises(InvalidParameterError, match="needs an index built with a grid"):
         check_alignment(ChipIndex(index.scenes, {k: index.column(k) for k in index.column_names}))
+
+
+def test_striped_scenes_are_reported_as_strips_not_tiles(make_scene):
+    index = ChipIndex.build([make_scene(height=64, width=64, layout="striped")], size=16)
+    report = check_alignment(index)
+    assert report.striped and "strips, not tiles" in str(report)

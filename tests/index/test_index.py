@@ -72,6 +72,33 @@ def test_small_scene_warns_and_names_it():
     assert len(padded) == 1
 
 
+@pytest.mark.parametrize(
+    ("level", "advice"),
+    [
+        (None, "Use a smaller size, or edge='pad'"),
+        (0, "Use overview_level=None (full resolution), a smaller size"),
+        (3, "Use a finer overview_level (overview_level=2, or None for full resolution)"),
+    ],
+)
+def test_small_scene_advice_points_to_larger_scenes_never_coarser(level, advice):
+    with pytest.warns(SmallSceneWarning) as caught:
+        ChipIndex.from_scenes([scene("tiny", 10, 10, level=level)], size=32)
+    text = str(caught[0].message)
+    assert advice in text and "coarser" not in text
+
+
+def test_bands_travel_with_selections_pickles_and_saved_indexes(tmp_path):
+    pytest.importorskip("pyarrow")
+    three = scene_header("a", 64, 64, band_counts=(3,))
+    index = ChipIndex.from_scenes([three], size=32).with_bands([3, 1])
+    assert index.bands == [3, 1] and index[:2].bands == [3, 1]
+    assert pickle.loads(pickle.dumps(index)).bands == [3, 1]
+    index.save(tmp_path / "chips.parquet")
+    assert ChipIndex.load(tmp_path / "chips.parquet").bands == [3, 1]
+    with pytest.raises(InvalidParameterError, match=r"bands \[4\] do not exist in scene"):
+        index.with_bands([4])
+
+
 def test_chip_ids_name_scene_level_and_window():
     index = ChipIndex.from_scenes([scene("S1A_x/vv", 64, 64, level=3)], size=32)
     assert index.chip_ids == [
