@@ -82,7 +82,9 @@ def read_vectors(source: Any, *, layer: str | int | None = None, crs: str | None
         found = _from_frame(source)
     elif isinstance(source, shapely.Geometry):
         found = Vectors(np.array([source], dtype=object), {}, None, "the geometry")
-    elif isinstance(source, Sequence) and all(isinstance(g, shapely.Geometry) for g in source):
+    elif isinstance(source, (Sequence, np.ndarray)) and all(
+        isinstance(g, shapely.Geometry) for g in source
+    ):  # a list, or an array such as shapely.polygons(...) or a GeoSeries' values
         found = Vectors(np.array(list(source), dtype=object), {}, None, "the geometries")
     else:
         raise InvalidParameterError(

@@ -159,6 +159,16 @@ def test_a_geopackage_and_a_geodataframe_give_the_same_masks(tmp_path):
             assert torch.equal(ds[i]["mask"], reference[i]["mask"])
 
 
+def test_an_array_of_geometries_is_vector_data_like_a_list():
+    # The file names its CRS (EPSG:32616, the scene's) in a legacy GeoJSON "crs" member.
+    geometries = shapely.from_geojson([json.dumps(f["geometry"]) for f in features()])
+    reference = geochips.ChipDataset(index(), labels=BUILDINGS)
+    for source in (geometries, list(geometries)):
+        ds = geochips.ChipDataset(index(), labels=geochips.VectorLabels(source, crs="EPSG:32616"))
+        for i in range(len(ds)):
+            assert torch.equal(ds[i]["mask"], reference[i]["mask"])
+
+
 def test_labels_in_another_crs_are_reprojected_to_the_scene(tmp_path):
     collection = json.loads(BUILDINGS.read_text())
     lonlat = {
