@@ -46,6 +46,7 @@ from geochips.coordinates import (
 from geochips.errors import InvalidParameterError
 from geochips.poles import POLAR_DENSIFY, near_pole, polar_footprints, pole_pixels
 from geochips.scene import Scene
+from geochips.windows import rows_by_scene
 
 __all__ = [
     "DENSIFY",
@@ -74,16 +75,6 @@ STRAIGHT = 0.01
 are kept straight (4-corner polygons)."""
 
 
-def _scene_rows(scenes: Sequence[Scene], scene_col: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    order = np.argsort(scene_col, kind="stable")
-    starts = np.searchsorted(scene_col[order], np.arange(len(scenes) + 1))
-    return [
-        (s, order[starts[s] : starts[s + 1]])
-        for s in range(len(scenes))
-        if starts[s + 1] > starts[s]
-    ]
-
-
 def footprints(
     scenes: Sequence[Scene],
     columns: dict[str, np.ndarray],
@@ -102,7 +93,7 @@ def footprints(
     """
     scene_col = np.asarray(columns["scene"])
     out = np.full(len(scene_col), None, dtype=object)
-    for s, rows in _scene_rows(scenes, scene_col):
+    for s, rows in rows_by_scene(scene_col):
         scene = scenes[s]
         r_off, c_off, hgt, wid = (
             np.asarray(columns[k])[rows] for k in ("row_off", "col_off", "height", "width")

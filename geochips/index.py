@@ -43,6 +43,7 @@ from geochips.windows import (
     PairLike,
     grid_windows,
     resolve_grid,
+    rows_by_scene,
     window_bounds,
 )
 
@@ -380,11 +381,9 @@ class ChipIndex:
         """
         out = np.full((len(self), 4), np.nan)
         c = self._columns
-        for position, scene in enumerate(self.scenes):
-            if scene.transform is None:
-                continue
-            rows = np.flatnonzero(c["scene"] == position)
-            if len(rows):
+        for position, rows in rows_by_scene(c["scene"]):
+            scene = self.scenes[position]
+            if scene.transform is not None:
                 out[rows] = window_bounds(
                     tuple(scene.transform),
                     c["row_off"][rows],

@@ -190,3 +190,21 @@ class ChipTable(Protocol):
 
     def __len__(self) -> int:
         """Number of chips."""
+
+
+def rows_by_scene(scene_col: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(scene position, its rows)`` for every scene that has chips, in scene order.
+
+    One stable sort of the ``scene`` column, cut where the scene changes: linear in the
+    chips whatever the number of scenes (a mask per scene costs chips x scenes). The rows
+    of each scene keep their order in the index.
+    """
+    scene_col = np.asarray(scene_col)
+    if not len(scene_col):
+        return []
+    order = np.argsort(scene_col, kind="stable")
+    ordered = scene_col[order]
+    cuts = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    starts = np.concatenate([[0], cuts]).tolist()
+    stops = np.concatenate([cuts, [len(ordered)]]).tolist()
+    return [(int(ordered[a]), order[a:b]) for a, b in zip(starts, stops, strict=True)]

@@ -41,6 +41,7 @@ from geochips.errors import InvalidParameterError
 from geochips.footprints import footprints
 from geochips.io.vectors import read_vectors
 from geochips.scene import Scene
+from geochips.windows import rows_by_scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -141,9 +142,8 @@ def aoi_mask(
             "scenes first (index.column('scene'))"
         )
     world: shapely.Geometry | None = None
-    for s in used.tolist():
+    for s, rows in rows_by_scene(scene_col):
         scene = index.scenes[s]
-        rows = np.flatnonzero(scene_col == s)
         columns = {
             k: np.asarray(index.column(k))[rows]
             for k in ("scene", "row_off", "col_off", "height", "width")

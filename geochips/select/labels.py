@@ -18,6 +18,7 @@ from geochips.errors import InvalidParameterError
 from geochips.index import ChipIndex
 from geochips.labels import VectorLabels, as_labels
 from geochips.labels.vector import VectorLabeller
+from geochips.windows import rows_by_scene
 
 FRACTION = "label_fraction"
 OBJECTS = "label_objects"
@@ -82,8 +83,7 @@ def measure(index: ChipIndex, labeller: VectorLabeller) -> tuple[np.ndarray, np.
     objects = np.zeros(len(index), dtype=np.int32)
     scene_col = index.column("scene")
     c = {name: index.column(name) for name in ("row_off", "col_off", "height", "width")}
-    for s in np.unique(scene_col).tolist():
-        rows = np.flatnonzero(scene_col == s)
+    for s, rows in rows_by_scene(scene_col):
         scene = index.scenes[s]
         part = labeller.part(scene)
         r0, c0 = c["row_off"][rows], c["col_off"][rows]
