@@ -7,7 +7,7 @@ matplotlib is imported inside the functions, never at module level, so that
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -59,8 +59,13 @@ def boxes(
     x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray, **style: Any
 ) -> PolyCollection:
     """One rectangle per ``(x0, y0, x1, y1)``, as a single collection (fast for 100k)."""
-    from matplotlib.collections import PolyCollection
-
     corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
     verts = np.stack([np.stack([np.asarray(x), np.asarray(y)], axis=-1) for x, y in corners], 1)
-    return PolyCollection(list(verts.astype(np.float64)), **style)
+    return polygons(verts.astype(np.float64), **style)
+
+
+def polygons(verts: np.ndarray, **style: Any) -> PolyCollection:
+    """A collection of ``(n, k, 2)`` polygons: an array takes matplotlib's fast path."""
+    from matplotlib.collections import PolyCollection
+
+    return PolyCollection(cast(Any, verts), **style)  # typed as a list, works best as an array
