@@ -68,10 +68,16 @@ def pick_bands(count: int, bands: Sequence[int] | None) -> list[int]:
     return [int(b) - 1 for b in picked]
 
 
-def to_rgb(data: np.ndarray, valid: np.ndarray, *, stretch: Stretch, db: bool) -> np.ndarray:
+def to_rgb(
+    data: np.ndarray, valid: np.ndarray, *, stretch: Stretch, db: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Scale ``(k, h, w)`` bands (k = 1 or 3) to an ``(h, w, 3)`` float image in [0, 1].
 
-    Each band is stretched by its own valid, finite pixels (0 where invalid).
+    Each band is stretched by its own valid, finite pixels (0 elsewhere).
+
+    Returns:
+        The image, and where it is valid: ``valid``, less non-finite values (and values
+        of 0 or less with ``db``).
 
     Raises:
         InvalidParameterError: for an unknown ``stretch``.
@@ -92,7 +98,7 @@ def to_rgb(data: np.ndarray, valid: np.ndarray, *, stretch: Stretch, db: bool) -
             scaled[k] = np.clip((band - low) / (high - low or 1.0), 0.0, 1.0)
     scaled[:, ~ok] = 0.0
     rgb = np.moveaxis(scaled, 0, -1)
-    return np.repeat(rgb, 3, axis=-1) if len(scaled) == 1 else rgb
+    return (np.repeat(rgb, 3, axis=-1) if len(scaled) == 1 else rgb), ok
 
 
 def _limits(values: np.ndarray, stretch: Stretch) -> tuple[float, float]:
@@ -156,7 +162,8 @@ def plot_sample(
     valid = as_array(sample["valid"])[0] if "valid" in sample else np.ones((h, w), dtype=bool)
     mask = as_array(sample["mask"])[0] if "mask" in sample else None
     picked = image[pick_bands(len(image), bands)]
-    pixels = overlay(to_rgb(picked, valid, stretch=stretch, db=db), valid, mask)
+    rgb, drawn = to_rgb(picked, valid, stretch=stretch, db=db)
+    pixels = overlay(rgb, drawn, mask)
     if ax is None:
         ax = new_figure(5.0, 5.0 * h / w + 0.8).add_subplot()
     ax.imshow(pixels, extent=(0, w, h, 0), interpolation="nearest")

@@ -175,8 +175,10 @@ def _background(
         valid = np.ones(data.shape[1:], dtype=bool)
     else:
         valid = ~np.isnan(data).all(axis=0) if np.isnan(nodata) else (data != nodata).any(axis=0)
-    rgb = overlay(to_rgb(data, valid, stretch=stretch, db=db), valid, None)
-    ax.imshow(rgb, extent=(0, scene.width, scene.height, 0), interpolation="nearest")
+    rgb, drawn = to_rgb(data, valid, stretch=stretch, db=db)
+    ax.imshow(
+        overlay(rgb, drawn, None), extent=(0, scene.width, scene.height, 0), interpolation="nearest"
+    )
     return coarse.how
 
 
