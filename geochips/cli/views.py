@@ -84,7 +84,7 @@ def _listed(items: list[str], limit: int) -> str:
 
 def preview_command(args: argparse.Namespace) -> int:
     """Draw the chip grid over the scenes (or the footprints on a map) into ``--out``."""
-    from geochips import plot
+    import geochips.plot as plot
 
     index = load(args.index)
     what = by_split(index)
@@ -108,7 +108,7 @@ def by_split(index: ChipIndex) -> ChipIndex | dict[str, ChipIndex]:
 
 def show_command(args: argparse.Namespace) -> int:
     """Draw ``-n`` chips (with their labels when the index has some) into ``--out``."""
-    from geochips import plot
+    import geochips.plot as plot
     from geochips.loading.dataset import ChipDataset
 
     index = load(args.index)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,9 +43,13 @@ from geochips.loading.samples import (
     typed_nodata,
     valid_mask,
 )
+from geochips.plot.samples import plot_sample
 from geochips.scene import Scene, check_bands
 from geochips.select import checksums
 from geochips.windows import ChipWindow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _UNSET: Any = object()
 
@@ -399,6 +403,10 @@ class ChipDataset(Dataset[Sample]):
 
     def __repr__(self) -> str:
         return f"ChipDataset({len(self)} chips, {self.index!r})"
+
+    def plot(self, key: int | str, **kwargs: Any) -> Figure:
+        """Draw ``self[key]`` with :func:`geochips.plot.plot_sample` (``geochips[plot]``)."""
+        return plot_sample(self[key], **kwargs)
 
 
 def _check_stackable(

@@ -20,7 +20,10 @@ STAGES = {
     "shell": 8,
 }
 SHELL = {"geochips", "geochips.__main__", "geochips.transforms"}
-SHELL_PACKAGES = ("geochips.cli", "geochips.plot")  # with their modules
+SHELL_PACKAGES = ("geochips.cli",)  # with its modules
+# Pictures of indexes (they read scenes coarse) are the shell; geochips.plot.samples and
+# .figures draw arrays only, at the bottom, so that ChipDataset.plot may use them.
+SHELL |= {"geochips.plot", "geochips.plot.maps", "geochips.plot.scenes", "geochips.plot.splits"}
 
 
 def module_name(path: Path) -> str:
