@@ -28,6 +28,12 @@ their token there), the window when there is one, and what to do about it.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
+LISTED_FAILURES = 10
+"""Failures listed one by one in a :class:`SceneHeaderError`; past them it summarises."""
+
 
 class GeochipsError(Exception):
     """Base class for all geochips errors."""
@@ -42,7 +48,58 @@ class SceneReadError(GeochipsError, OSError):
 
 
 class SceneHeaderError(SceneReadError):
-    """The headers of one or more scenes could not be read or are unusable."""
+    """The headers of one or more scenes could not be read or are unusable.
+
+    Args:
+        message: what went wrong, naming the scene(s).
+        failures: the individual errors of several scenes (default: this error alone).
+        reason: a short cause of a single failure (``"not found"``, ``"HTTP 404"``,
+            ``"not a raster"``...), which :meth:`of_many` counts failures by.
+        total: scenes read, failed or not (default: the failures).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        failures: Sequence[Exception] | None = None,
+        reason: str | None = None,
+        total: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failures: list[Exception] = list(failures) if failures is not None else [self]
+        """Every scene's error, each naming its scene id and href."""
+        self.total = total if total is not None else len(self.failures)
+        """Scenes whose headers were read (the failed ones and the others)."""
+        self.reason = reason
+        """The short cause of a single failure, when known."""
+
+    @classmethod
+    def of_many(cls, failures: Sequence[Exception], total: int) -> SceneHeaderError:
+        """Return one error for the ``failures`` of ``total`` scenes (two or more).
+
+        Up to :data:`LISTED_FAILURES` are listed whole; past that the message counts them
+        by cause and lists the first few, and :attr:`failures` has them all.
+        """
+        head = f"{len(failures)} of {total} scenes failed"
+        if len(failures) <= LISTED_FAILURES:
+            listing = "\n  - ".join(map(str, failures))
+            return cls(f"{head}:\n  - {listing}", failures, total=total)
+        causes = Counter(_cause(exc) for exc in failures).most_common()
+        by_cause = "; ".join(f"{n} x {cause}" for cause, n in causes)
+        shown = 3
+        listing = "\n  - ".join(str(exc).split("\n")[0] for exc in failures[:shown])
+        return cls(
+            f"{head}, by cause: {by_cause}. The first {shown}:\n  - {listing}\n"
+            f"  ... and {len(failures) - shown} more (SceneHeaderError.failures has them all)",
+            failures,
+            total=total,
+        )
+
+
+def _cause(exc: Exception) -> str:
+    """A failure's short cause: its ``reason`` if it has one, else its exception type."""
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
 class SceneChangedError(SceneReadError):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, overload
 
 import numpy as np
@@ -32,7 +33,7 @@ from geochips.footprints import footprints
 from geochips.io.headers import read_headers
 from geochips.io.parquet import load_index, save_index
 from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
-from geochips.progress import resolve_progress
+from geochips.progress import ProgressSpec, resolve_progress
 from geochips.scene import Scene, check_bands
 from geochips.sources import find_sources
 from geochips.sources.stac import with_catalog_bands
@@ -48,6 +49,8 @@ from geochips.windows import (
 )
 
 WINDOW_COLUMNS = ("scene", "row_off", "col_off", "height", "width")
+DESCRIBED_SCENES = 20
+"""Scenes :meth:`ChipIndex.describe` lists one per line; past that it summarises them."""
 
 
 class Chip(NamedTuple):
@@ -77,6 +80,32 @@ def _small_scenes_text(empty: Sequence[Scene], size: tuple[int, int], edge: str)
         f"{len(empty)} scene(s) smaller than the chip size {size} yield no chip with "
         f"edge={edge!r}: {names}{more}. Use {finer}a smaller size, or edge='pad'"
     )
+
+
+def _scene_line(scene: Scene, count: int) -> str:
+    """One scene of :meth:`ChipIndex.describe`: its chips, grid, bands, CRS and href."""
+    return (
+        f"  {scene.id}: {count} chips, {scene.height}x{scene.width} px "
+        f"({level_name(scene.overview_level)}), {scene.count} band(s) {scene.dtype}, "
+        f"{scene.crs or 'no CRS'} [{hrefs.redact(scene.hrefs[0])}]"
+    )
+
+
+def _groups(values: Iterable[str], most: int = 4) -> str:
+    """``"12 x EPSG:32631, 3 x EPSG:32632"``: the ``most`` commonest values, then the rest."""
+    common = Counter(values).most_common()
+    shown = ", ".join(f"{n} x {value}" for value, n in common[:most])
+    rest = sum(n for _, n in common[most:])
+    return shown + (f", {rest} in {len(common) - most} other(s)" if rest else "")
+
+
+def _size_class(scene: Scene) -> str:
+    """The size class of a scene by its longer side, at the level read."""
+    side = max(scene.height, scene.width)
+    for limit, name in ((1024, "<=1k px"), (4096, "1k-4k px"), (16384, "4k-16k px")):
+        if side <= limit:
+            return name
+    return ">16k px"
 
 
 class ChipIndex:
@@ -507,16 +536,33 @@ class ChipIndex:
         )
 
     def describe(self) -> str:
-        """Return a short, token-free summary: one line per scene with its chip count."""
-        counts = np.bincount(self._columns["scene"], minlength=len(self.scenes))
-        lines = [repr(self)]
-        for scene, count in zip(self.scenes, counts.tolist(), strict=True):
-            lines.append(
-                f"  {scene.id}: {count} chips, {scene.height}x{scene.width} px "
-                f"({level_name(scene.overview_level)}), {scene.count} band(s) {scene.dtype}, "
-                f"{scene.crs or 'no CRS'} [{hrefs.redact(scene.hrefs[0])}]"
-            )
-        return "\n".join(lines)
+        """Return a short, token-free summary of the scenes and their chips.
+
+        Up to :data:`DESCRIBED_SCENES` scenes, one line each with its chip count; past
+        that, totals, the scenes grouped by CRS, dtype, band count and size, chips per
+        scene (min/median/max) and the first few scenes.
+        """
+        counts = np.bincount(self._columns["scene"], minlength=len(self.scenes)).tolist()
+        if len(self.scenes) <= DESCRIBED_SCENES:
+            lines = [_scene_line(s, n) for s, n in zip(self.scenes, counts, strict=True)]
+            return "\n".join([repr(self), *lines])
+        shown = 3
+        scenes = self.scenes
+        pixels = sum(s.height * s.width for s in scenes)
+        return "\n".join(
+            [
+                repr(self),
+                f"  totals: {len(self)} chips, {len(scenes)} scenes, {pixels / 1e6:.1f} Mpx",
+                f"  chips per scene: min {min(counts)}, median {np.median(counts):g}, "
+                f"max {max(counts)}",
+                "  CRS: " + _groups(s.crs or "no CRS" for s in scenes),
+                "  dtype: " + _groups(s.dtype for s in scenes),
+                "  bands: " + _groups(f"{s.count} band(s)" for s in scenes),
+                "  size: " + _groups(_size_class(s) for s in scenes),
+                *(_scene_line(s, n) for s, n in zip(scenes[:shown], counts, strict=False)),
+                f"  ... and {len(scenes) - shown} more scenes",
+            ]
+        )
 
     # -- footprints and files (geochips.footprints, geochips.io.parquet) --------------------
 
@@ -529,7 +575,7 @@ class ChipIndex:
         columns = {name: self._columns[name] for name in WINDOW_COLUMNS}
         return footprints(self.scenes, columns, frame)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
+    def save(self, path: str | os.PathLike[str], *, progress: ProgressSpec = None) -> None:
         """Write the index as GeoParquet (needs ``pip install geochips[parquet]``).
 
         One row per chip with its id, scene, unsigned hrefs, window, every column and its
@@ -537,6 +583,10 @@ class ChipIndex:
         :mod:`geochips.io.parquet`. The :attr:`labels` are saved with it (their hrefs
         without tokens) when they come from files; labels held in memory are not, and a
         :class:`~geochips.errors.GeochipsWarning` says so.
+
+        ``progress`` shows ``"saving index"`` in rows written: by default on a terminal
+        from :data:`~geochips.io.parquet.AUTO_MIN_ROWS` rows; ``True``/``False``
+        always/never, or a callable ``(done, total)`` (see :mod:`geochips.progress`).
         """
         saved, why_not = labels_.to_json(self.labels)
         if why_not is not None:
@@ -545,7 +595,7 @@ class ChipIndex:
                 GeochipsWarning,
                 stacklevel=2,
             )
-        save_index(self, path, {"labels": saved, "bands": self.bands})
+        save_index(self, path, {"labels": saved, "bands": self.bands}, progress)
 
     @classmethod
     def load(

@@ -1,51 +1,96 @@
-"""Progress of long index builds: a tqdm bar when tqdm is installed, else a plain counter.
+"""Progress of long steps: a tqdm bar when tqdm is installed, else a plain counter.
 
-``ChipIndex.build(progress=...)`` takes ``None`` (the default: progress on stderr when it
-is a terminal and there are at least :data:`AUTO_MIN_SCENES` scenes), ``True`` (always),
-``False`` (never) or a callable ``progress(done, total)``.
+Every long step (``ChipIndex.build``'s header reads, ``estimate_valid``, ``band_stats``,
+``spatial_split``, ``check_leakage``, ``ChipIndex.save``, ``Stitcher``) takes
+``progress=``: ``None`` (the default: progress on stderr when it is a terminal and the
+work is large enough to take seconds, a threshold each step documents), ``True``
+(always), ``False`` (never) or a callable ``progress(done, total)``, called with ``done``
+increasing up to ``total`` (the last call has ``done == total``).
 
 With ``pip install geochips[progress]`` (tqdm) the bar shows the rate and the time left
-(:class:`TqdmProgress`); without it, a one-line counter (:class:`StderrProgress`) keeps the
-core dependencies as they are.
+(:class:`TqdmProgress`); without it, a one-line counter (:class:`StderrProgress`) shows
+them too and keeps the core dependencies as they are. Steps count through a
+:class:`Counter` (:func:`start_progress`), which costs one integer addition per update
+when progress is off.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TextIO, TypeAlias
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO, TypeAlias, TypeVar
 
 Progress: TypeAlias = Callable[[int, int], None]
+ProgressSpec: TypeAlias = Progress | bool | None
+"""What ``progress=`` takes: ``None`` (auto), ``True``, ``False`` or a callable."""
 AUTO_MIN_SCENES = 20
+"""Header reads of at least this many scenes show progress on a terminal by default."""
+
+T = TypeVar("T")
 
 
 class StderrProgress:
-    """Print ``"<label>: <done>/<total>"`` on one line of ``stream``, at most every ``every`` s.
+    """Print ``"<label>: <done>/<total> <unit>s, <rate>/s, ETA m:ss"`` on one line.
+
+    The rate is measured from the first count drawn; the last line shows the time taken
+    instead of the time left, e.g. ``valid fractions: 120/500 scenes, 35.2/s, ETA 0:11``.
 
     Args:
-        label: what is counted.
+        label: what the step does or counts.
         stream: where to write (default ``sys.stderr``).
         every: seconds between redraws; the last count is always drawn.
+        unit: what one count is (a singular noun).
     """
 
     def __init__(
-        self, label: str = "scene headers", stream: TextIO | None = None, every: float = 0.2
+        self,
+        label: str = "scene headers",
+        stream: TextIO | None = None,
+        every: float = 0.2,
+        unit: str = "scene",
     ) -> None:
         self.label = label
+        self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
         self.every = every
         self._last = 0.0
+        self._start: tuple[float, int] | None = None
 
     def __call__(self, done: int, total: int) -> None:
         """Draw the count if enough time has passed, or if it is the last one."""
         now = time.monotonic()
-        if done < total and now - self._last < self.every:
+        if self._start is None:
+            self._start = (now, done)
+        elif done < total and now - self._last < self.every:
             return
         self._last = now
         end = "\n" if done >= total else ""
-        self.stream.write(f"\r{self.label}: {done}/{total}{end}")
+        self.stream.write(
+            f"\r{self.label}: {done}/{total} {self.unit}s{self._timing(now, done, total)}{end}"
+        )
         self.stream.flush()
+        if done >= total:
+            self._start = None
+
+    def _timing(self, now: float, done: int, total: int) -> str:
+        """``", <rate>/s, ETA m:ss"`` (or the time taken at the end); empty before a rate."""
+        assert self._start is not None
+        since, first = self._start
+        elapsed = now - since
+        if elapsed <= 0 or done <= first:
+            return ""
+        rate = (done - first) / elapsed
+        if done >= total:
+            return f", {rate:.1f}/s, {_clock(elapsed)}"
+        return f", {rate:.1f}/s, ETA {_clock((total - done) / rate)}"
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss`` or ``m:ss``."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class TqdmProgress:
@@ -56,14 +101,17 @@ class TqdmProgress:
         index = geochips.ChipIndex.build(hrefs, size=256, progress=TqdmProgress())
 
     Args:
-        label: what is counted.
+        label: what the step does or counts.
         stream: where to draw (default ``sys.stderr``).
+        unit: what one count is (a singular noun).
 
     Raises:
         ImportError: if tqdm is not installed (``pip install geochips[progress]``).
     """
 
-    def __init__(self, label: str = "scene headers", stream: TextIO | None = None) -> None:
+    def __init__(
+        self, label: str = "scene headers", stream: TextIO | None = None, unit: str = "scene"
+    ) -> None:
         bar = _tqdm()
         if bar is None:
             raise ImportError(
@@ -71,6 +119,7 @@ class TqdmProgress:
                 "progress=True for the plain counter"
             )
         self.label = label
+        self.unit = unit
         self.stream = stream
         self._tqdm = bar
         self._bar: Any = None
@@ -81,7 +130,7 @@ class TqdmProgress:
             self._bar = self._tqdm(
                 total=total,
                 desc=self.label,
-                unit="scene",
+                unit=self.unit,
                 file=self.stream if self.stream is not None else sys.stderr,
                 dynamic_ncols=True,
             )
@@ -100,18 +149,94 @@ def _tqdm() -> Any:
     return tqdm
 
 
-def default_progress() -> Progress:
+def default_progress(label: str = "scene headers", unit: str = "scene") -> Progress:
     """Return the progress display of ``progress=True``: tqdm's bar if installed."""
-    return TqdmProgress() if _tqdm() is not None else StderrProgress()
+    if _tqdm() is not None:
+        return TqdmProgress(label, unit=unit)
+    return StderrProgress(label, unit=unit)
 
 
-def resolve_progress(progress: Progress | bool | None, total: int) -> Progress | None:
-    """Return the callable that ``progress=`` names for a build of ``total`` scenes."""
+def resolve_progress(
+    progress: ProgressSpec,
+    total: int,
+    *,
+    label: str = "scene headers",
+    unit: str = "scene",
+    auto_min: int = AUTO_MIN_SCENES,
+    size: int | None = None,
+) -> Progress | None:
+    """Return the callable that ``progress=`` names for a step of ``total`` ``unit`` s.
+
+    ``None`` shows progress only when stderr is a terminal and the step's ``size``
+    (default ``total``) is at least ``auto_min``.
+    """
     if progress is None:
         interactive = getattr(sys.stderr, "isatty", lambda: False)()
-        return default_progress() if interactive and total >= AUTO_MIN_SCENES else None
+        large = (total if size is None else size) >= auto_min
+        return default_progress(label, unit) if interactive and large else None
     if progress is True:
-        return default_progress()
+        return default_progress(label, unit)
     if progress is False:
         return None
     return progress
+
+
+class Counter:
+    """Count the work of one step and report it to a progress callable (or to nothing).
+
+    Args:
+        report: the callable :func:`resolve_progress` returned, or ``None``.
+        total: the work of the step, in its unit.
+    """
+
+    def __init__(self, report: Progress | None, total: int) -> None:
+        self.report = report
+        self.total = total
+        self.done = 0
+
+    def add(self, count: int = 1) -> None:
+        """Count ``count`` more units done (never beyond ``total``) and report them."""
+        self.done = min(self.done + count, self.total)
+        if self.report is not None and count:
+            self.report(self.done, self.total)
+
+    def finish(self) -> None:
+        """Count the rest of the work done, so that a bar is closed."""
+        self.add(self.total - self.done)
+
+    def track(self, items: Iterable[T]) -> Iterator[T]:
+        """Yield ``items``, counting one unit after each (a completed future, a scene...)."""
+        for item in items:
+            yield item
+            self.add()
+
+
+def start_progress(
+    progress: ProgressSpec,
+    total: int,
+    *,
+    label: str,
+    unit: str,
+    auto_min: int,
+    size: int | None = None,
+) -> Counter:
+    """Return a :class:`Counter` for a step of ``total`` ``unit`` s named ``label``.
+
+    **Usage**::
+
+        counter = start_progress(progress, len(jobs), label="valid fractions",
+                                 unit="scene", auto_min=20)
+        for future in counter.track(as_completed(futures)):
+            future.result()
+
+    Args:
+        progress: what the step's ``progress=`` was given (see the module docstring).
+        total: the work of the step.
+        label: the bar's label.
+        unit: what one count is (a singular noun).
+        auto_min: the least ``size`` shown by default (``progress=None``) on a terminal.
+        size: what ``auto_min`` is compared to, when not ``total`` (e.g. chips, where a
+            chip counts more than once).
+    """
+    report = resolve_progress(progress, total, label=label, unit=unit, auto_min=auto_min, size=size)
+    return Counter(report, total)

@@ -76,22 +76,7 @@ def failure_summary(failures: Sequence[BaseException], total: int, listed: int =
     return f"{len(failures)} of {total} scenes failed ({counts}): {first}{more}"
 
 
-_CAUSES = (
-    ("not found", ("no such file", "not found", "404", "does not exist")),
-    ("access denied", ("403", "401", "permission denied", "access denied")),
-    ("timed out", ("timed out", "timeout")),
-    ("not a raster", ("not recognized as", "not a supported", "not a valid")),
-    ("server error", ("500", "502", "503", "504")),
-)
-
-
 def cause_of(failure: BaseException) -> str:
-    """A short cause for grouping failures: "not found", "timed out", ... or the type."""
-    cause = getattr(failure, "cause", None)
-    if isinstance(cause, str) and cause:
-        return cause
-    text = str(failure).lower()
-    for name, signs in _CAUSES:
-        if any(sign in text for sign in signs):
-            return name
-    return type(failure).__name__
+    """A failure's short cause for grouping: its ``reason`` ("not found", "HTTP 403"...)."""
+    reason = getattr(failure, "reason", None)
+    return reason if isinstance(reason, str) and reason else type(failure).__name__

@@ -9,11 +9,12 @@ the affine transform fitted to their GCPs, scaled to the level read.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, NamedTuple
 
 import rasterio
@@ -25,6 +26,7 @@ from geochips.errors import (
     SceneHeaderError,
     SceneReadError,
 )
+from geochips.io.gdallog import diagnose
 from geochips.io.settings import header_options, open_env
 from geochips.io.signing import Signer
 from geochips.io.stacking import grid_position, stack_scene, warp_level
@@ -68,7 +70,8 @@ def _read_one_in_env(
                 f"scene {hrefs.redact(href)} has {n} overview level(s) "
                 f"({', '.join(f'{i}: 1/{f}' for i, f in enumerate(info['overviews'])) or 'none'}); "
                 f"overview_level={overview_level} does not exist: choose one of those, or "
-                "None for full resolution"
+                "None for full resolution",
+                reason="no such overview level",
             )
         with rasterio.open(path, overview_level=overview_level) as ovr:
             info["shape"] = (ovr.height, ovr.width)
@@ -125,8 +128,24 @@ def _open_info(
         message = hrefs.redact_text(str(exc))
     raise SceneHeaderError(
         f"cannot open scene {source.id!r} at {hrefs.redact(href)}: {message}. Check that "
-        "the path or URL exists and is a raster GDAL can read (GeoTIFF/COG)"
+        "the path or URL exists and is a raster GDAL can read (GeoTIFF/COG)",
+        reason=_reason(message, remote="://" in href),
     )
+
+
+_NOT_RASTER = re.compile(r"not recognized as|not a supported file format", re.IGNORECASE)
+
+
+def _reason(message: str, remote: bool) -> str:
+    """The short cause of a failed open: ``"not found"``, ``"HTTP 403"``, ``"not a raster"``."""
+    if _NOT_RASTER.search(message):
+        return "not a raster"
+    cause = diagnose(message, [], remote)
+    if cause.kind == "missing":
+        return "not found"
+    if cause.kind == "http":
+        return f"HTTP {cause.status}"
+    return cause.kind
 
 
 def _read_header(
@@ -180,12 +199,17 @@ def read_headers(
     """Read the headers of many scenes concurrently (GDAL releases the GIL).
 
     Arguments as for :func:`read_header`; ``progress(done, total)`` is called after each
-    scene. Every failure is collected and
-    reported in one :class:`SceneHeaderError` that names each scene.
+    scene completed (in the order they complete).
+
+    Raises:
+        SceneHeaderError: collecting every failure in ``failures`` (in the order of
+            ``sources``), or the one error of a single failure. Past
+            :data:`~geochips.errors.LISTED_FAILURES` failures the message counts them by
+            cause and lists the first few.
     """
     access = Access(signer, header_options(gdal_options))
     results: list[Scene | None] = [None] * len(sources)
-    errors: list[SceneReadError | IncompatibleScenesError] = []
+    errors: list[tuple[int, SceneReadError | IncompatibleScenesError]] = []
     # Warnings filters are process-wide, so they are set here, around all the threads.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -194,23 +218,24 @@ def read_headers(
             max_workers=max(1, min(workers, len(sources))),
             initializer=lambda: native_ids.append(threading.get_native_id()),
         ) as pool:
-            futures = [
-                pool.submit(_read_header, s, overview_level, access, grid, resampling)
-                for s in sources
-            ]
-            for done, (position, future) in enumerate(enumerate(futures), start=1):
+            futures = {
+                pool.submit(_read_header, s, overview_level, access, grid, resampling): position
+                for position, s in enumerate(sources)
+            }
+            # Counted as they complete, so a slow scene does not hold the count back.
+            for done, future in enumerate(as_completed(futures), start=1):
                 try:
-                    results[position] = future.result()
+                    results[futures[future]] = future.result()
                 except (SceneReadError, IncompatibleScenesError) as exc:  # signing too
-                    errors.append(exc)
+                    errors.append((futures[future], exc))
                 if progress is not None:
                     progress(done, len(sources))
     _wait_until_exited(native_ids)
-    if errors:
-        if len(errors) == 1:
-            raise errors[0]
-        listing = "\n  - ".join(map(str, errors))
-        raise SceneHeaderError(f"{len(errors)} of {len(sources)} scenes failed:\n  - {listing}")
+    failures = [exc for _, exc in sorted(errors, key=lambda e: e[0])]
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise SceneHeaderError.of_many(failures, len(sources))
     return [s for s in results if s is not None]
 
 

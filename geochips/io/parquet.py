@@ -43,6 +43,7 @@ from geochips.bandstats import stats_from_json, stats_to_json
 from geochips.errors import IndexFileError, InvalidParameterError
 from geochips.footprints import LONLAT, footprints
 from geochips.io.signing import SignSpec, resolve_signer
+from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
 from geochips.scene_json import MAX_PIXELS, _safe_href, scene_from_json, scene_to_json, show
 from geochips.windows import EDGES, ChipTable
@@ -54,6 +55,10 @@ VERSION = 1
 WINDOW = ("scene", "row_off", "col_off", "height", "width")
 DERIVED = ("chip_id", "scene_id", "hrefs", "assets", "overview_level", "crs", "geometry", "bbox")
 """Columns written from the scenes and windows, never from the index's own columns."""
+ROW_GROUP = 1 << 16
+"""Rows per Parquet row group (each with its bbox statistics, for readers that filter)."""
+AUTO_MIN_ROWS = 100_000
+"""``progress=None`` shows progress on a terminal from this many rows (about 2 s)."""
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -102,12 +107,25 @@ def _to_arrow(pa: Any, name: str, values: np.ndarray) -> tuple[Any, dict[str, An
 
 
 def save_index(
-    index: ChipTable, path: str | os.PathLike[str], extra: dict[str, Any] | None = None
+    index: ChipTable,
+    path: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+    progress: ProgressSpec = None,
 ) -> None:
     """Write ``index`` as GeoParquet (see the module docstring for the layout).
 
-    ``extra`` entries (JSON values, such as the index's labels) join the ``geochips``
-    metadata; :func:`load_index` hands them back.
+    Rows are written in row groups of :data:`ROW_GROUP` chips, each prepared (footprints,
+    hrefs) just before it is written.
+
+    Args:
+        index: the chip table.
+        path: the file to write.
+        extra: entries (JSON values, such as the index's labels) to join the ``geochips``
+            metadata; :func:`load_index` hands them back.
+        progress: ``"saving index"`` counted in rows as their row group is written;
+            ``None`` shows it when stderr is a terminal and there are at least
+            :data:`AUTO_MIN_ROWS` rows, ``True``/``False`` always/never, or a callable
+            ``(done, total)`` (see :mod:`geochips.progress`).
 
     Raises:
         InvalidParameterError: if a column cannot be stored or clashes with a derived one.
@@ -120,74 +138,112 @@ def save_index(
             f"column(s) {clash} clash with columns written from the scenes; rename them "
             "before saving"
         )
-    scenes = index.scenes
-    scene_col = np.asarray(index.column("scene"))
-    columns = {name: np.asarray(index.column(name)) for name in index.column_names}
-    geoms = footprints(scenes, columns, LONLAT)
-    present = ~shapely.is_missing(geoms)
-    bounds = np.full((len(index), 4), np.nan)
-    if present.any():
-        bounds[present] = shapely.bounds(geoms[present])
-    wkb = np.full(len(index), None, dtype=object)
-    if present.any():
-        wkb[present] = shapely.to_wkb(geoms[present], output_dimension=2)
-    safe = [tuple(_safe_href(h) for h in s.hrefs) for s in scenes]
-    per_scene_crs = np.array([s.crs for s in scenes] + [None], dtype=object)[:-1]
-    levels = [s.overview_level for s in scenes]
+    # Whole columns go to Arrow first, so every row group gets one type per column.
+    own = {name: _to_arrow(pa, name, np.asarray(index.column(name))) for name in index.column_names}
+    counter = start_progress(
+        progress, len(index), label="saving index", unit="row", auto_min=AUTO_MIN_ROWS
+    )
+    rows = _Rows(index, own, index.chip_ids)
+    groups = [slice(start, start + ROW_GROUP) for start in range(0, max(len(index), 1), ROW_GROUP)]
+    # Footprints first: the file's metadata (written first) holds their extent and types.
+    # A row counts half once its footprint is known, half once written.
+    for group in groups:
+        counter.add(rows.place(group) // 2)
+    infos = [own[n][1] for n in WINDOW] + [info for n, (_, info) in own.items() if n not in WINDOW]
+    metadata = _file_metadata(index, rows, infos, extra)
+    # Written under a temporary name and renamed at the end: a save that fails part-way
+    # leaves no file that looks like a whole index (and an older index there is kept).
+    final = os.fspath(path)
+    partial = f"{final}.partial-{os.getpid()}"
+    writer = None
+    try:
+        for group in groups:
+            table = rows.table(pa, group).replace_schema_metadata(metadata)
+            writer = writer or pq.ParquetWriter(partial, table.schema)
+            writer.write_table(table)
+            counter.add(table.num_rows - table.num_rows // 2)
+        writer.close()  # type: ignore[union-attr]
+        writer = None
+        os.replace(partial, final)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(partial):
+            os.remove(partial)
 
-    arrays: dict[str, Any] = {
-        "chip_id": pa.array(index.chip_ids, type=pa.string()),
-        "scene_id": pa.array([scenes[s].id for s in scene_col.tolist()], type=pa.string()),
+
+class _Rows:
+    """Builds the row groups of a saved index, and the extent and geometry types of all."""
+
+    def __init__(self, index: ChipTable, own: dict[str, tuple[Any, Any]], ids: list[str]) -> None:
+        self.index, self.own, self.ids = index, own, ids
+        self.scene_col = np.asarray(index.column("scene"))
+        self.safe = [list(_safe_href(h) for h in s.hrefs) for s in index.scenes]
+        self.geoms = np.full(len(index), None, dtype=object)
+        self.low = np.full(2, np.inf)
+        self.high = np.full(2, -np.inf)
+        self.types: set[str] = set()
+
+    def place(self, rows: slice) -> int:
+        """Compute the footprints of ``rows`` in longitude/latitude; return how many."""
+        part = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
+        geoms = self.geoms[rows] = footprints(self.index.scenes, part, LONLAT)
+        present = ~shapely.is_missing(geoms)
+        if present.any():
+            bounds = shapely.bounds(geoms[present])
+            self.low = np.fmin(self.low, bounds[:, :2].min(0))
+            self.high = np.fmax(self.high, bounds[:, 2:].max(0))
+            self.types |= {g.geom_type for g in geoms[present]}
+        return len(geoms)
+
+    def table(self, pa: Any, rows: slice) -> Any:
+        """Return the Arrow table of ``rows`` (derived columns included), once placed."""
+        scenes = self.index.scenes
+        geoms = self.geoms[rows]
+        present = ~shapely.is_missing(geoms)
+        bounds = np.full((len(geoms), 4), np.nan)
+        wkb = np.full(len(geoms), None, dtype=object)
+        if present.any():
+            bounds[present] = shapely.bounds(geoms[present])
+            wkb[present] = shapely.to_wkb(geoms[present], output_dimension=2)
+        at = self.scene_col[rows].tolist()
+        own = {name: array.slice(rows.start, len(at)) for name, (array, _) in self.own.items()}
+        arrays: dict[str, Any] = {
+            "chip_id": pa.array(self.ids[rows], type=pa.string()),
+            "scene_id": pa.array([scenes[s].id for s in at], type=pa.string()),
+            **{name: own[name] for name in WINDOW},
+            "hrefs": pa.array([self.safe[s] for s in at], pa.list_(pa.string())),
+            "assets": pa.array([list(scenes[s].assets) for s in at], pa.list_(pa.string())),
+            "overview_level": pa.array([scenes[s].overview_level for s in at], pa.int32()),
+            "crs": pa.array([scenes[s].crs for s in at], pa.string()),
+            **{name: array for name, array in own.items() if name not in WINDOW},
+            "geometry": pa.array(wkb.tolist(), pa.binary()),
+        }
+        keys = ("xmin", "ymin", "xmax", "ymax")
+        arrays["bbox"] = pa.array(
+            [
+                dict(zip(keys, b, strict=True)) if ok else None
+                for ok, b in zip(present.tolist(), bounds.tolist(), strict=True)
+            ],
+            pa.struct([(k, pa.float64()) for k in keys]),
+        )
+        return pa.table(arrays)
+
+
+def _file_metadata(
+    index: ChipTable, rows: _Rows, infos: list[Any], extra: dict[str, Any] | None
+) -> dict[str, str]:
+    """The ``geo`` (GeoParquet 1.1) and ``geochips`` key-value metadata of a saved index."""
+    covered = bool(np.isfinite(rows.low).all())
+    column = {
+        "encoding": "WKB",
+        "geometry_types": sorted(rows.types),
+        "crs": CRS.from_string("OGC:CRS84").to_dict(projjson=True),
+        "edges": "planar",
+        "covering": {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}},
+        **({"bbox": [float(v) for v in (*rows.low, *rows.high)]} if covered else {}),
     }
-    infos = []
-    for name in WINDOW:
-        array, info = _to_arrow(pa, name, columns[name])
-        arrays[name] = array
-        infos.append(info)
-    arrays["hrefs"] = pa.array([list(safe[s]) for s in scene_col.tolist()], pa.list_(pa.string()))
-    arrays["assets"] = pa.array(
-        [list(scenes[s].assets) for s in scene_col.tolist()], pa.list_(pa.string())
-    )
-    arrays["overview_level"] = pa.array([levels[s] for s in scene_col.tolist()], pa.int32())
-    arrays["crs"] = pa.array(per_scene_crs[scene_col].tolist(), pa.string())
-    for name in index.column_names:
-        if name not in WINDOW:
-            array, info = _to_arrow(pa, name, columns[name])
-            arrays[name] = array
-            infos.append(info)
-    arrays["geometry"] = pa.array(wkb.tolist(), pa.binary())
-    bbox_type = pa.struct([(k, pa.float64()) for k in ("xmin", "ymin", "xmax", "ymax")])
-    arrays["bbox"] = pa.array(
-        [
-            None if not ok else dict(zip(("xmin", "ymin", "xmax", "ymax"), b, strict=True))
-            for ok, b in zip(present.tolist(), bounds.tolist(), strict=True)
-        ],
-        bbox_type,
-    )
-    types = sorted({g.geom_type for g in geoms[present]}) if present.any() else []
-    geo = {
-        "version": "1.1.0",
-        "primary_column": "geometry",
-        "columns": {
-            "geometry": {
-                "encoding": "WKB",
-                "geometry_types": types,
-                "crs": CRS.from_string("OGC:CRS84").to_dict(projjson=True),
-                "edges": "planar",
-                "covering": {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}},
-                **(
-                    {
-                        "bbox": [
-                            float(v)
-                            for v in (*np.nanmin(bounds[:, :2], 0), *np.nanmax(bounds[:, 2:], 0))
-                        ]
-                    }
-                    if present.any()
-                    else {}
-                ),
-            }
-        },
-    }
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -195,19 +251,13 @@ def save_index(
         "stride": None if index.stride is None else list(index.stride),
         "edge": index.edge,
         "columns": infos,
-        "scenes": [scene_to_json(s) for s in scenes],
+        "scenes": [scene_to_json(s) for s in index.scenes],
         **{k: v for k, v in (extra or {}).items() if v is not None},
     }
     stats = getattr(index, "band_stats", None)
     if stats is not None:
         meta["band_stats"] = stats_to_json(stats)
-    table = pa.table(arrays).replace_schema_metadata(
-        {
-            b"geo": json.dumps(geo).encode(),
-            b"geochips": json.dumps(meta, default=str).encode(),
-        }
-    )
-    pq.write_table(table, os.fspath(path))
+    return {"geo": json.dumps(geo), "geochips": json.dumps(meta, default=str)}
 
 
 class _Bad(Exception):

@@ -46,10 +46,13 @@ from geochips.predict.blend import BLENDS, OUTPUTS, blend_into, final, output_ty
 from geochips.predict.parts import add_shares, close_share, merge_scene
 from geochips.predict.plan import as_array, chip_ids, path_for, tile_counts
 from geochips.predict.tiles import TileCache, TileKey
+from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
+AUTO_MIN_CHIPS = 1000
+"""``progress=None`` shows progress on a terminal from this many chips expected."""
 
 
 class Stitcher:
@@ -75,6 +78,11 @@ class Stitcher:
             DistributedSampler's); :meth:`close` writes the share's accumulators beside the
             outputs, and :meth:`merge`, run once after every rank closed, writes the COGs
             (:mod:`geochips.predict.parts`).
+        progress: ``"stitching"`` counted in chips added (repeats once), over the chips
+            of the index (a share's for ``part``); :meth:`close` ends it once the last
+            tiles are written. ``None`` shows it when stderr is a terminal and at least
+            :data:`AUTO_MIN_CHIPS` chips are expected, ``True``/``False`` always/never,
+            or a callable ``(done, total)`` (see :mod:`geochips.progress`).
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class Stitcher:
         use_valid: bool = True,
         compress: str = "deflate",
         part: tuple[int, int] | None = None,
+        progress: ProgressSpec = None,
     ) -> None:
         if part is not None and not (
             isinstance(part, tuple) and len(part) == 2 and 0 <= part[0] < part[1]
@@ -135,6 +144,10 @@ class Stitcher:
         self.missing: list[str] = []
         """Chip ids of the index never added (set by :meth:`close`)."""
         self._closed = False
+        share = len(index) if part is None else -(-len(index) // part[1])
+        self._counter = start_progress(
+            progress, share, label="stitching", unit="chip", auto_min=AUTO_MIN_CHIPS
+        )
 
     @property
     def spills(self) -> int:
@@ -178,6 +191,7 @@ class Stitcher:
                 f"predictions of shape {tuple(values.shape)} do not match a batch of "
                 f"{len(ids)} chips with bands={self.bands}: give (N, bands, H, W)"
             )
+        added = 0
         for i, chip_id in enumerate(ids):
             position = self.index.position(chip_id)
             scene_pos, window = self.index.locate(position)
@@ -189,6 +203,7 @@ class Stitcher:
             if self._seen[position]:
                 continue  # a repeat (DistributedSampler pads shards with them)
             self._seen[position] = True
+            added += 1
             mask = None if valid_arr is None else valid_arr[i, 0]
             if self.part is None:
                 self._add_chip(scene_pos, position, window, values[i], mask)
@@ -200,6 +215,7 @@ class Stitcher:
                 self._add_chip(*self._pending)
             keep = None if mask is None else mask.copy()
             self._pending = (scene_pos, position, window, values[i].copy(), keep)
+        self._counter.add(added)
 
     def _add_chip(
         self,
@@ -281,7 +297,9 @@ class Stitcher:
             return self.paths
         self._closed = True
         if self.part is not None:
-            return close_share(self)
+            close_share(self)
+            self._counter.finish()
+            return self.paths
         try:
             for key in sorted(self._cache.keys()):
                 self._finish_tile(key)
@@ -292,6 +310,7 @@ class Stitcher:
                     )
         finally:
             self._cache.close()
+        self._counter.finish()
         self._report_missing()
         return self.paths
 

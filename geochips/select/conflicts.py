@@ -16,13 +16,20 @@ footprints nor the STRtree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeAlias
+
 import numpy as np
 import rasterio.crs
 import shapely
 
 from geochips.footprints import footprints, has_ground, same_crs
+from geochips.progress import Counter
 from geochips.scene import Scene
-from geochips.select.ground import Ground
+from geochips.select.ground import CHUNK, Ground
+
+Pairs: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray, int]
+"""``(i, j, overlap, candidates)``: pairs in conflict and the candidates judged."""
 
 AREA_TOLERANCE = 1e-3
 """Footprints compared in the common frame (scenes in different CRSs, GCP scenes) share
@@ -62,37 +69,100 @@ def _pixel_sizes(ground: Ground) -> np.ndarray:
 
 
 def _pairs(
-    tree_geoms: np.ndarray, query_geoms: np.ndarray, buffer: float
-) -> tuple[np.ndarray, np.ndarray]:
+    tree_geoms: np.ndarray,
+    query_geoms: np.ndarray,
+    buffer: float,
+    judge: Callable[[np.ndarray, np.ndarray], Pairs],
+    counter: Counter | None,
+) -> list[Pairs]:
+    """Query the STRtree :data:`CHUNK` geometries at a time and ``judge`` each chunk's pairs.
+
+    Chunks keep the pairs of one query in memory and give progress a step (one count per
+    geometry queried); ``judge(q, t)`` sees indices into the whole arrays.
+    """
     tree = shapely.STRtree(tree_geoms)
-    if buffer > 0:
-        q, t = tree.query(query_geoms, predicate="dwithin", distance=buffer)
-    else:
-        q, t = tree.query(query_geoms, predicate="intersects")
-    return q, t
+    out = []
+    for start in range(0, len(query_geoms), CHUNK):
+        chunk = query_geoms[start : start + CHUNK]
+        if buffer > 0:
+            q, t = tree.query(chunk, predicate="dwithin", distance=buffer)
+        else:
+            q, t = tree.query(chunk, predicate="intersects")
+        out.append(judge(q + start, t))
+        if counter is not None:
+            counter.add(len(chunk))
+    return out
 
 
-def conflicts(
-    ground: Ground, buffer: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _passes(
+    scenes: list[Scene], scene: np.ndarray, georef: np.ndarray
+) -> tuple[list[tuple[str, np.ndarray]], np.ndarray, np.ndarray | None]:
+    """Rows compared after those of one scene: per shared projected CRS, then in the frame.
+
+    Returns ``(native, key, framed)``: the CRS and rows of each group of scenes compared
+    exactly in their CRS (two scenes at least), a group key per scene (its own key for a
+    scene in no group), and the georeferenced rows compared in the frame (``None`` when
+    every such chip is in one group).
+    """
+    geo = np.flatnonzero(georef)
+    groups, group_crss = _native_groups(scenes, {int(s) for s in np.unique(scene[geo])})
+    native = []
+    for g, crs in enumerate(group_crss):
+        rows = geo[groups[scene[geo]] == g]
+        if len(np.unique(scene[rows])) >= 2:
+            native.append((crs, rows))
+    key = np.where(groups >= 0, groups, -1 - np.arange(len(groups)))
+    framed = geo if len(np.unique(key[scene[geo]])) > 1 else None
+    return native, key, framed
+
+
+def comparisons(scenes: list[Scene], columns: dict[str, np.ndarray]) -> int:
+    """Return how many chip queries :func:`conflicts` makes (what its counter counts)."""
+    scene = np.asarray(columns["scene"]).astype(np.int64)
+    georef_scene = np.array([has_ground(s) for s in scenes], dtype=bool)
+    georef = georef_scene[scene] if len(scene) else np.zeros(0, bool)
+    native, _, framed = _passes(scenes, scene, georef)
+    return (
+        len(scene)
+        + sum(len(rows) for _, rows in native)
+        + len(framed if framed is not None else ())
+    )
+
+
+def conflicts(ground: Ground, buffer: float = 0.0, counter: Counter | None = None) -> Pairs:
     """Return ``(i, j, overlap, candidates)``: every pair ``i < j`` of chips in conflict.
 
     ``overlap`` says whether the pair shares ground (else it is only closer than
-    ``buffer``); ``candidates`` is how many pairs the spatial index proposed.
+    ``buffer``); ``candidates`` is how many pairs the spatial index proposed. ``counter``
+    counts the chips queried, :func:`comparisons` of them in all.
+    """
+    scene = ground.columns["scene"].astype(np.int64)
+    none = np.zeros(0, np.int64)
+    found = [(none, none, none, 0), *_same_scene(ground, scene, buffer, counter)]
+    native, key, framed = _passes(ground.scenes, scene, ground.georef)
+    for crs, rows in native:
+        found += _same_crs(ground, scene, crs, rows, buffer, counter)
+    if framed is not None:
+        found += _in_frame(ground, scene, key, framed, buffer, counter)
+    i = np.concatenate([f[0] for f in found]).astype(np.int64)
+    j = np.concatenate([f[1] for f in found]).astype(np.int64)
+    overlap = np.concatenate([f[2] for f in found]).astype(bool)
+    return i, j, overlap, sum(f[3] for f in found)
+
+
+def _same_scene(
+    ground: Ground, scene: np.ndarray, buffer: float, counter: Counter | None
+) -> list[Pairs]:
+    """Chips of one scene: their pixel windows, exactly.
+
+    Scenes are laid side by side in one plane, far enough apart never to meet.
     """
     c = ground.columns
-    scene = c["scene"].astype(np.int64)
     r0 = c["row_off"].astype(np.float64)
     c0 = c["col_off"].astype(np.float64)
     r1 = r0 + c["height"]
     c1 = c0 + c["width"]
-    out_i, out_j, out_o = [], [], []
-    candidates = 0
-
-    # 1. Chips of one scene: their pixel windows, exactly. Scenes are laid side by side in
-    #    one plane, far enough apart never to meet.
-    px = _pixel_sizes(ground)
-    buffer_px = buffer / px  # per scene
+    buffer_px = buffer / _pixel_sizes(ground)  # per scene
     max_buffer_px = float(buffer_px.max()) if len(buffer_px) else 0.0
     extent = np.zeros(len(ground.scenes))
     if len(scene):
@@ -100,50 +170,65 @@ def conflicts(
     gap = max_buffer_px + 1.0
     shift = np.concatenate([[0.0], np.cumsum(extent + gap)[:-1]]) if len(extent) else extent
     boxes = shapely.box(c0 + shift[scene], r0, c1 + shift[scene], r1)
-    q, t = _pairs(boxes, boxes, max_buffer_px)
-    keep = (q < t) & (scene[q] == scene[t])
-    q, t = q[keep], t[keep]
-    candidates += len(q)
-    row_gap = np.maximum(r0[q], r0[t]) - np.minimum(r1[q], r1[t])
-    col_gap = np.maximum(c0[q], c0[t]) - np.minimum(c1[q], c1[t])
-    overlap = (row_gap < 0) & (col_gap < 0)
-    near = np.hypot(np.maximum(row_gap, 0), np.maximum(col_gap, 0)) < buffer_px[scene[q]]
-    hit = overlap | near
-    out_i.append(q[hit])
-    out_j.append(t[hit])
-    out_o.append(overlap[hit])
 
-    # 2. Chips of different scenes in one projected CRS, on affine grids: their exact
-    #    footprints in that CRS (``buffer`` is measured in it).
-    geo = np.flatnonzero(ground.georef)
-    groups, group_crss = _native_groups(ground.scenes, {int(s) for s in np.unique(scene[geo])})
-    for g, crs in enumerate(group_crss):
-        rows = geo[groups[scene[geo]] == g]
-        if len(np.unique(scene[rows])) < 2:
-            continue
-        if ground.frame is not None and same_crs(crs, ground.frame):
-            exact = ground.polygons[rows]
-        else:
-            exact = footprints(ground.scenes, _rows(c, rows), "scene")
-        q, t = _pairs(exact, exact, buffer)
+    def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
+        keep = (q < t) & (scene[q] == scene[t])
+        q, t = q[keep], t[keep]
+        row_gap = np.maximum(r0[q], r0[t]) - np.minimum(r1[q], r1[t])
+        col_gap = np.maximum(c0[q], c0[t]) - np.minimum(c1[q], c1[t])
+        overlap = (row_gap < 0) & (col_gap < 0)
+        near = np.hypot(np.maximum(row_gap, 0), np.maximum(col_gap, 0)) < buffer_px[scene[q]]
+        hit = overlap | near
+        return q[hit], t[hit], overlap[hit], len(q)
+
+    return _pairs(boxes, boxes, max_buffer_px, judge, counter)
+
+
+def _same_crs(
+    ground: Ground,
+    scene: np.ndarray,
+    crs: str,
+    rows: np.ndarray,
+    buffer: float,
+    counter: Counter | None,
+) -> list[Pairs]:
+    """Chips of different scenes in one projected CRS, on affine grids.
+
+    Their exact footprints in that CRS are compared (``buffer`` is measured in it).
+    """
+    if ground.frame is not None and same_crs(crs, ground.frame):
+        exact = ground.polygons[rows]
+    else:
+        exact = footprints(ground.scenes, _rows(ground.columns, rows), "scene")
+
+    def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
         keep = (q < t) & (scene[rows[q]] != scene[rows[t]])
         q, t = q[keep], t[keep]
-        candidates += len(q)
         overlap, near = _exact_conflicts(ground.scenes, scene[rows], exact, q, t, buffer)
         hit = overlap | near
-        out_i.append(rows[q[hit]])
-        out_j.append(rows[t[hit]])
-        out_o.append(overlap[hit])
+        return rows[q[hit]], rows[t[hit]], overlap[hit], len(q)
 
-    # 3. Chips of scenes in different CRSs, or georeferenced by GCPs: footprints in the
-    #    common frame, where reprojected edges allow a sliver of tolerance.
-    key = np.where(groups >= 0, groups, -1 - np.arange(len(groups)))
-    if len(np.unique(key[scene[geo]])) > 1:
-        polys = ground.polygons[geo]
-        q, t = _pairs(polys, polys, buffer)
+    return _pairs(exact, exact, buffer, judge, counter)
+
+
+def _in_frame(
+    ground: Ground,
+    scene: np.ndarray,
+    key: np.ndarray,
+    geo: np.ndarray,
+    buffer: float,
+    counter: Counter | None,
+) -> list[Pairs]:
+    """Chips of scenes in different CRSs, or georeferenced by GCPs.
+
+    Their footprints in the common frame are compared, where reprojected edges allow a
+    sliver of tolerance.
+    """
+    polys = ground.polygons[geo]
+
+    def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
         keep = (q < t) & (key[scene[geo[q]]] != key[scene[geo[t]]])
         q, t = geo[q[keep]], geo[t[keep]]
-        candidates += len(q)
         a, b = ground.polygons[q], ground.polygons[t]
         shared = shapely.area(shapely.intersection(a, b))
         smaller = np.minimum(shapely.area(a), shapely.area(b))
@@ -152,12 +237,9 @@ def conflicts(
         if buffer > 0:
             near = shapely.distance(a, b) < buffer
         hit = overlap | near
-        out_i.append(q[hit])
-        out_j.append(t[hit])
-        out_o.append(overlap[hit])
-    i = np.concatenate(out_i).astype(np.int64)
-    j = np.concatenate(out_j).astype(np.int64)
-    return i, j, np.concatenate(out_o).astype(bool), candidates
+        return q[hit], t[hit], overlap[hit], len(q)
+
+    return _pairs(polys, polys, buffer, judge, counter)
 
 
 def _native_groups(scenes: list[Scene], used: set[int]) -> tuple[np.ndarray, list[str]]:

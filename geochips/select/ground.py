@@ -18,10 +18,15 @@ import shapely
 
 from geochips.errors import InvalidParameterError
 from geochips.footprints import EQUAL_AREA, footprints, has_ground, same_crs
+from geochips.progress import Counter
 from geochips.scene import Scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
+
+CHUNK = 1 << 16
+"""Chips placed (and compared, in :mod:`~geochips.select.conflicts`) at a time: the step of
+their progress, large enough that the chunking costs nothing measurable."""
 
 
 def choose_frame(scenes: tuple[Scene, ...] | list[Scene]) -> str | None:
@@ -51,8 +56,19 @@ class Ground:
     """Whether the chip's scene has ground coordinates."""
 
 
-def chip_ground(scenes: list[Scene], columns: dict[str, np.ndarray], frame: str | None) -> Ground:
+def chip_ground(
+    scenes: list[Scene],
+    columns: dict[str, np.ndarray],
+    frame: str | None,
+    counter: Counter | None = None,
+) -> Ground:
     """Return the footprints of the chips in ``columns``, in ``frame`` (pixels if none).
+
+    Args:
+        scenes: the scenes ``columns["scene"]`` points into.
+        columns: the window columns (:func:`window_columns`).
+        frame: the CRS to place georeferenced chips in.
+        counter: counts the chips placed, :data:`CHUNK` at a time.
 
     Raises:
         InvalidParameterError: if a chip has no usable footprint in ``frame``.
@@ -60,14 +76,19 @@ def chip_ground(scenes: list[Scene], columns: dict[str, np.ndarray], frame: str 
     n = len(columns["scene"])
     georef_scene = np.array([has_ground(s) for s in scenes], dtype=bool)
     georef = georef_scene[columns["scene"]] if n else np.zeros(0, bool)
+    if georef.any() and frame is None:
+        raise InvalidParameterError("a frame CRS is needed for georeferenced scenes")
     polygons = np.full(n, None, dtype=object)
-    if georef.any():
-        if frame is None:
-            raise InvalidParameterError("a frame CRS is needed for georeferenced scenes")
-        polygons = footprints(scenes, columns, frame)
-    if (~georef).any():
-        boxes = footprints(scenes, columns, "pixel")
-        polygons[~georef] = boxes[~georef]
+    for start in range(0, n, CHUNK):
+        rows = slice(start, start + CHUNK)
+        part = {k: v[rows] for k, v in columns.items()}
+        on_ground, placed = georef[rows], polygons[rows]  # a view: filled in place
+        if on_ground.any():
+            placed[:] = footprints(scenes, part, str(frame))
+        if (~on_ground).any():
+            placed[~on_ground] = footprints(scenes, part, "pixel")[~on_ground]
+        if counter is not None:
+            counter.add(len(on_ground))
     broken = np.flatnonzero(~shapely.is_valid_input(polygons) | shapely.is_missing(polygons))
     if len(broken) == 0:
         bounds = shapely.bounds(polygons)

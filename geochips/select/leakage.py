@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from geochips.errors import InvalidParameterError, LeakageError
+from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
-from geochips.select.conflicts import AREA_TOLERANCE, NEAR, OVERLAP, REASONS, conflicts
+from geochips.select.conflicts import (
+    AREA_TOLERANCE,
+    NEAR,
+    OVERLAP,
+    REASONS,
+    comparisons,
+    conflicts,
+)
 from geochips.select.ground import (
     Ground,
     check_length,
@@ -49,6 +57,9 @@ __all__ = [
 ]
 """Names of the rule and the ground stay importable from here, where they lived first."""
 
+AUTO_MIN_CHIPS = 50_000
+"""``progress=None`` shows progress on a terminal from this many chips (about 3 s)."""
+
 
 @dataclass(frozen=True)
 class LeakageReport:
@@ -75,6 +86,7 @@ def check_leakage(
     frame: str | None = None,
     raise_on_leak: bool = True,
     max_listed: int = 20,
+    progress: ProgressSpec = None,
 ) -> LeakageReport:
     """Verify that no two chips of different splits share ground or pixels.
 
@@ -92,6 +104,11 @@ def check_leakage(
         frame: CRS to compare scenes of different CRSs in.
         raise_on_leak: raise :class:`~geochips.LeakageError` (else only report).
         max_listed: chip-id pairs listed in the error message.
+        progress: ``"leakage check"`` counted in chips, once placed on the ground and
+            once per comparison pass they enter (between 2 and 4 counts per chip);
+            ``None`` shows it when stderr is a terminal and there are at least
+            :data:`AUTO_MIN_CHIPS` chips, ``True``/``False`` always/never, or a callable
+            ``(done, total)`` (see :mod:`geochips.progress`).
 
     Raises:
         LeakageError: listing offending chip-id pairs (all of them in ``.leaks``).
@@ -133,8 +150,16 @@ def check_leakage(
         return LeakageReport(0, 0, [])
     used = {int(s) for s in np.unique(columns["scene"])}
     frame = frame or choose_frame([scenes[s] for s in used])
-    ground = chip_ground(scenes, columns, frame)
-    i, j, overlap, candidates = conflicts(ground, buffer_v)
+    counter = start_progress(
+        progress,
+        n + comparisons(scenes, columns),
+        label="leakage check",
+        unit="chip",
+        auto_min=AUTO_MIN_CHIPS,
+        size=n,
+    )
+    ground = chip_ground(scenes, columns, frame, counter)
+    i, j, overlap, candidates = conflicts(ground, buffer_v, counter)
     leak = label[i] != label[j]
     leaks = [
         (names[label[a]], ids[a], names[label[b]], ids[b], OVERLAP if o else NEAR)

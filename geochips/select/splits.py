@@ -34,6 +34,7 @@ import rasterio.crs
 import shapely
 
 from geochips.errors import InvalidParameterError
+from geochips.progress import ProgressSpec, start_progress
 from geochips.select.blocks import (
     ORDER_FIT,
     ORDERS,
@@ -43,7 +44,7 @@ from geochips.select.blocks import (
     deal,
     resolve,
 )
-from geochips.select.conflicts import NEAR, OVERLAP, REASONS, conflicts
+from geochips.select.conflicts import NEAR, OVERLAP, REASONS, comparisons, conflicts
 from geochips.select.ground import check_length, chip_ground, choose_frame, window_columns
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ __all__ = [
 
 DEFAULT_BLOCK_CHIPS = 4
 """Default block edge, in chips: ``block`` is this many times the largest chip side."""
+
+AUTO_MIN_CHIPS = 50_000
+"""``progress=None`` shows progress on a terminal from this many chips (about 3 s)."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ def spatial_split(
     buffer: float = 0.0,
     seed: int = 0,
     frame: str | None = None,
+    progress: ProgressSpec = None,
 ) -> Splits:
     """Split an index into named indexes that share no ground, from contiguous blocks.
 
@@ -181,6 +186,11 @@ def spatial_split(
             seed give the same split.
         frame: CRS to cut blocks in; default: the scenes' CRS when they all share one
             projected CRS, else EPSG:6933 (equal area, metres).
+        progress: ``"spatial split"`` counted in chips: once placed on the ground, once
+            per comparison pass they enter and once dealt (3 to 5 counts per chip);
+            ``None`` shows it when stderr is a terminal and there are at least
+            :data:`AUTO_MIN_CHIPS` chips, ``True``/``False`` always/never, or a callable
+            ``(done, total)`` (see :mod:`geochips.progress`).
 
     Returns:
         A :class:`Splits` dict of the split names (in the order given) to
@@ -201,7 +211,15 @@ def spatial_split(
     frame = frame or choose_frame([scenes[s] for s in used])
     columns = window_columns(index)
     n = len(index)
-    ground = chip_ground(scenes, columns, frame)
+    counter = start_progress(
+        progress,
+        2 * n + comparisons(scenes, columns),
+        label="spatial split",
+        unit="chip",
+        auto_min=AUTO_MIN_CHIPS,
+        size=n,
+    )
+    ground = chip_ground(scenes, columns, frame, counter)
 
     side_px = float(max(np.max(columns["height"], initial=1), np.max(columns["width"], initial=1)))
     pixel_block = block_v if block_v is not None else DEFAULT_BLOCK_CHIPS * side_px
@@ -238,7 +256,7 @@ def spatial_split(
     weights = np.bincount(centre, minlength=n_blocks)
     target = np.array([asked[k] for k in names])
     order = best_order(weights, target, np.random.default_rng(int(seed)))
-    i, j, overlap, _ = conflicts(ground, buffer_v)
+    i, j, overlap, _ = conflicts(ground, buffer_v, counter)
     graph = conflict_graph(i, j, overlap, n)
 
     want = target.copy()
@@ -287,4 +305,5 @@ def spatial_split(
         seed=int(seed),
         dropped_chips=dropped_index,
     )
+    counter.finish()  # the chips dealt
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ import numpy as np
 from geochips.bandstats import PERCENTILES, BandStats
 from geochips.errors import InvalidParameterError, OverviewWarning
 from geochips.io.coarse import CoarseRead, read_coarse
+from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 MAX_PIXELS = 1 << 20
 """Default budget: coarse pixels read per scene and band (the finest overview that fits)."""
+
+AUTO_MIN_SCENES = 10
+"""``progress=None`` shows progress on a terminal from this many scenes (a coarse read each)."""
 
 _SUMMARY = 1 << 16  # distinct values kept per scene and band for the percentiles
 
@@ -52,6 +56,7 @@ def band_stats(
     max_pixels: int = MAX_PIXELS,
     scale: bool = False,
     workers: int = 4,
+    progress: ProgressSpec = None,
 ) -> BandStats:
     """Estimate per-band mean, std, min, max and percentiles 1/2/98/99 of an index's chips.
 
@@ -95,6 +100,10 @@ def band_stats(
         max_pixels: coarse pixels per scene and band to read at most (see above).
         scale: apply each scene's scale and offset first, as ``ChipDataset(scale=True)``.
         workers: scenes read concurrently.
+        progress: ``"band statistics"`` counted in scenes as they complete; ``None``
+            shows it when stderr is a terminal and there are at least
+            :data:`AUTO_MIN_SCENES` scenes, ``True``/``False`` always/never, or a callable
+            ``(done, total)`` (see :mod:`geochips.progress`).
 
     Raises:
         InvalidParameterError: for an empty index, scenes with different band counts,
@@ -138,8 +147,14 @@ def band_stats(
         ]
         return scene, coarse, parts, int(keep.sum())
 
+    counter = start_progress(
+        progress, len(used), label="band statistics", unit="scene", auto_min=AUTO_MIN_SCENES
+    )
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(used)))) as pool:
-        results = list(pool.map(run, used))
+        futures = [pool.submit(run, s) for s in used]
+        for future in counter.track(as_completed(futures)):
+            future.result()  # raises the first failure as it happens
+    results = [future.result() for future in futures]
     full = [scene.name for scene, coarse, _, _ in results if coarse.full_resolution]
     if full:
         warnings.warn(
@@ -176,6 +191,7 @@ def record_band_stats(
     max_pixels: int = MAX_PIXELS,
     scale: bool = False,
     workers: int = 4,
+    progress: ProgressSpec = None,
 ) -> ChipIndex:
     """Return a copy of ``index`` whose ``band_stats`` are :func:`band_stats` of it.
 
@@ -189,7 +205,9 @@ def record_band_stats(
     through selections (they describe the chips they were computed on, e.g. the training
     split's, which is what validation chips are normalised with too).
     """
-    stats = band_stats(index, bands, max_pixels=max_pixels, scale=scale, workers=workers)
+    stats = band_stats(
+        index, bands, max_pixels=max_pixels, scale=scale, workers=workers, progress=progress
+    )
     new = copy.copy(index)
     new.band_stats = stats
     return new

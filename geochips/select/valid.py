@@ -10,19 +10,22 @@ resolution (:func:`geochips.io.masks.read_coarse_valid`): see :func:`estimate_va
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from geochips.errors import InvalidParameterError
 from geochips.io.masks import read_coarse_valid
+from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
 
 VALID_COLUMN = "valid_fraction"
+AUTO_MIN_SCENES = 20
+"""``progress=None`` shows progress on a terminal from this many scenes (a coarse read each)."""
 
 
 def _fractions(
@@ -59,6 +62,7 @@ def estimate_valid(
     min_valid: float | None = None,
     samples: int = 16,
     workers: int = 4,
+    progress: ProgressSpec = None,
 ) -> ChipIndex:
     """Add a ``valid_fraction`` column (and keep chips with at least ``min_valid``).
 
@@ -77,6 +81,10 @@ def estimate_valid(
         min_valid: if given, keep only chips whose valid fraction is at least this.
         samples: coarse pixels per chip side to aim for.
         workers: scenes read concurrently.
+        progress: ``"valid fractions"`` counted in scenes as they complete; ``None``
+            shows it when stderr is a terminal and there are at least
+            :data:`AUTO_MIN_SCENES` scenes, ``True``/``False`` always/never, or a callable
+            ``(done, total)`` (see :mod:`geochips.progress`).
 
     Raises:
         SceneReadError: naming the scene, if its coarse version cannot be read.
@@ -105,8 +113,12 @@ def estimate_valid(
             mask, _ = read_coarse_valid(scene, index.signer, samples, side, index.gdal_options)
         out[rows] = _fractions(scene, mask, cols)
 
+    counter = start_progress(
+        progress, len(jobs), label="valid fractions", unit="scene", auto_min=AUTO_MIN_SCENES
+    )
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
-        list(pool.map(run, jobs))
+        for future in counter.track(as_completed([pool.submit(run, job) for job in jobs])):
+            future.result()
     result = index.with_columns(**{VALID_COLUMN: out})
     if min_valid is not None:
         result = result.select(out >= min_valid)

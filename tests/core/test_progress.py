@@ -5,11 +5,12 @@ import io
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 import geochips
-from geochips.progress import StderrProgress, TqdmProgress, resolve_progress
+from geochips.progress import StderrProgress, TqdmProgress, resolve_progress, start_progress
 
 needs_tqdm = pytest.mark.skipif(
     importlib.util.find_spec("tqdm") is None, reason="tqdm is not installed"
@@ -75,7 +76,7 @@ def test_without_tqdm_progress_true_is_the_plain_counter():
         "    print('refused:', exc)\n"
     )
     assert out.startswith("StderrProgress\n")
-    assert "scene headers: 3/3\n" in out
+    assert re.search(r"scene headers: 3/3 scenes(, [\d.]+/s, 0:00)?\n", out), out
     assert "refused: TqdmProgress needs tqdm: pip install geochips[progress]" in out
 
 
@@ -87,3 +88,26 @@ def test_importing_geochips_does_not_import_tqdm():
         check=True,
     ).stdout
     assert out == "False\n"
+
+
+def test_the_plain_counter_shows_the_rate_and_time_left_then_the_time_taken(monkeypatch):
+    stream = io.StringIO()
+    progress = StderrProgress("valid fractions", stream=stream, every=0, unit="scene")
+    clock = iter([100.0, 102.0, 110.0])
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))  # whole seconds
+    for done in (100, 120, 500):
+        progress(done, 500)
+    first, middle, last = stream.getvalue().split("\r")[1:]
+    assert first == "valid fractions: 100/500 scenes"
+    assert middle == "valid fractions: 120/500 scenes, 10.0/s, ETA 0:38"
+    assert last == "valid fractions: 500/500 scenes, 40.0/s, 0:10\n"
+
+
+def test_a_counter_tracks_an_iterable_and_auto_compares_its_size():
+    calls: list[tuple[int, int]] = []
+    counter = start_progress(lambda d, t: calls.append((d, t)), 3, label="x", unit="y", auto_min=1)
+    assert list(counter.track("abc")) == ["a", "b", "c"]
+    counter.finish()  # nothing left: no call
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert start_progress(None, 10**6, label="x", unit="y", auto_min=1).report is None
+    assert resolve_progress(True, 6, label="x", unit="y", size=2, auto_min=5) is not None

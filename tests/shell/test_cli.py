@@ -176,6 +176,16 @@ def test_wrong_commands_are_one_line_and_exit_2_or_1(args, words):
     assert words in line
 
 
+def test_many_failures_are_summarised_and_listed_in_a_file(tmp_path):
+    missing = [str(tmp_path / f"gone{i}.tif") for i in range(15)]
+    errors = tmp_path / "errors.txt"
+    line = assert_one_line_error(run("index", *missing, RGB, "--errors", str(errors)))
+    assert "15 of 16 scenes failed (15 not found)" in line
+    assert f"all of them in {errors}" in line
+    listed = errors.read_text().splitlines()
+    assert len(listed) == 15 and all("gone" in entry for entry in listed)
+
+
 def test_warnings_are_one_line_in_flags(tmp_path):
     path = write_scene(tmp_path / "tiled.tif", height=512, width=512, layout="cog", blocksize=256)
     result = run("index", path, "--size", "200")
