@@ -27,6 +27,7 @@ from geochips.footprints import footprints, has_ground, same_crs
 from geochips.progress import Counter
 from geochips.scene import Scene
 from geochips.select.ground import CHUNK, Ground
+from geochips.windows import rows_by_scene
 
 Pairs: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """``(i, j, overlap, candidates)``: pairs in conflict and the candidates judged."""
@@ -60,9 +61,9 @@ def _pixel_sizes(ground: Ground) -> np.ndarray:
     area = np.full(len(c["scene"]), np.nan)
     area[ground.georef] = shapely.area(ground.polygons[ground.georef])
     per_px = np.sqrt(area / (c["height"].astype(np.float64) * c["width"]))
-    for s, scene in enumerate(ground.scenes):
-        if has_ground(scene):
-            values = per_px[(c["scene"] == s) & np.isfinite(per_px)]
+    for s, rows in rows_by_scene(c["scene"]):
+        if has_ground(ground.scenes[s]):
+            values = per_px[rows][np.isfinite(per_px[rows])]
             if len(values):
                 sizes[s] = float(np.median(values))
     return sizes

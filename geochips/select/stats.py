@@ -23,6 +23,7 @@ from geochips.errors import InvalidParameterError, OverviewWarning
 from geochips.io.coarse import CoarseRead, read_coarse
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
+from geochips.windows import rows_by_scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -115,7 +116,8 @@ def band_stats(
     if not len(index):
         raise InvalidParameterError("band_stats needs chips; the index is empty")
     scene_col = np.asarray(index.column("scene"))
-    used = np.unique(scene_col).tolist()
+    grouped = dict(rows_by_scene(scene_col))
+    used = list(grouped)
     counts = {index.scenes[s].count for s in used}
     if len(counts) > 1:
         raise InvalidParameterError(
@@ -136,7 +138,7 @@ def band_stats(
 
     def run(s: int) -> tuple[Scene, CoarseRead, list[_Part], int]:
         scene = index.scenes[s]
-        rows = scene_col == s
+        rows = grouped[s]
         win = {k: v[rows] for k, v in windows.items()}
         area = _area(scene, win)
         coarse = read_coarse(scene, index.signer, area, picked, max_pixels, index.gdal_options)

@@ -19,6 +19,7 @@ from geochips.errors import InvalidParameterError
 from geochips.io.masks import read_coarse_valid
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
+from geochips.windows import rows_by_scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -101,8 +102,7 @@ def estimate_valid(
     out = np.zeros(len(index), dtype=np.float32)
     windows = {k: np.asarray(index.column(k)) for k in ("row_off", "col_off", "height", "width")}
     jobs = []
-    for s in np.unique(scene_col).tolist():
-        rows = np.flatnonzero(scene_col == s)
+    for s, rows in rows_by_scene(scene_col):
         jobs.append((index.scenes[s], rows, {k: v[rows] for k, v in windows.items()}))
 
     def run(job: tuple[Scene, np.ndarray, dict[str, np.ndarray]]) -> None:

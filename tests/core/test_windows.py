@@ -11,6 +11,7 @@ from geochips.windows import (
     chip_count,
     grid_windows,
     resolve_grid,
+    rows_by_scene,
     window_bounds,
 )
 
@@ -115,3 +116,12 @@ def test_window_bounds_of_a_north_up_grid():
 def test_chip_window_slices_cut_the_same_pixels():
     arr = np.arange(100).reshape(10, 10)
     assert arr[ChipWindow(2, 3, 4, 5).slices()].tolist() == arr[2:6, 3:8].tolist()
+
+
+@given(st.lists(st.integers(0, 6), max_size=60))
+def test_rows_by_scene_are_the_rows_of_each_scene_in_index_order(scene_col):
+    column = np.array(scene_col, dtype=np.int32)
+    grouped = rows_by_scene(column)
+    assert [s for s, _ in grouped] == sorted(set(scene_col))
+    for s, rows in grouped:
+        np.testing.assert_array_equal(rows, np.flatnonzero(column == s))
