@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from geochips.coordinates import LONLAT, has_ground, reproject_points, same_crs, scene_crs_to_pixel
+from geochips.coordinates import has_ground
 from geochips.errors import InvalidParameterError
 from geochips.index import ChipIndex
 from geochips.io.coarse import read_coarse
@@ -27,14 +27,7 @@ from geochips.plot.figures import COLORS, axes_grid, boxes, new_figure
 from geochips.plot.samples import Stretch, as_array, overlay, pick_bands, to_rgb
 from geochips.plot.splits import AOI_COLOR, DROPPED, Parts, add_legend, dropped_by, split_parts
 from geochips.scene import Scene
-from geochips.select.aoi import (
-    AoiLike,
-    _aoi_lonlat_world,
-    _densify,
-    _scene_region,
-    _transform,
-    read_aoi,
-)
+from geochips.select.aoi import AoiLike, aoi_in_scene, read_aoi
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -200,18 +193,9 @@ def _draw_aoi(ax: Axes, scene: Scene, geometry: shapely.Geometry, crs: str) -> N
             f"scene {scene.name} has no CRS (nor GCPs), so the AOI cannot be drawn on it; "
             "pass scene= a georeferenced scene, or aoi=None"
         )
-    assert scene.crs is not None
-    if scene.georef == "transform" and same_crs(scene.crs, crs):
-        local = geometry
-    else:
-        whole = {k: np.array([v]) for k, v in (("row_off", 0), ("col_off", 0))}
-        whole |= {"height": np.array([scene.height]), "width": np.array([scene.width])}
-        region = _scene_region(scene, whole)
-        clipped = shapely.intersection(_aoi_lonlat_world(geometry, crs), region)
-        local = _transform(
-            _densify(clipped), lambda x, y: reproject_points(LONLAT, scene.crs, x, y)
-        )
-    pixels = _transform(local, lambda x, y: scene_crs_to_pixel(scene, x, y))
+    whole = {"row_off": np.array([0]), "col_off": np.array([0])}
+    whole |= {"height": np.array([scene.height]), "width": np.array([scene.width])}
+    pixels = aoi_in_scene(geometry, crs, scene, whole, frame="pixel")
     lines = [
         shapely.get_coordinates(ring)
         for part in shapely.get_parts(pixels)

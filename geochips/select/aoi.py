@@ -115,6 +115,52 @@ def _scene_region(scene: Scene, columns: dict[str, np.ndarray]) -> shapely.Geome
     return ring.buffer(0.1 * max(x1 - x0, y1 - y0), join_style="mitre")
 
 
+def aoi_in_scene(
+    geometry: shapely.Geometry,
+    crs: str,
+    scene: Scene,
+    columns: dict[str, np.ndarray],
+    *,
+    frame: str = "scene",
+    world: shapely.Geometry | None = None,
+) -> shapely.Geometry:
+    """The AOI where it meets ``scene``'s chips (``columns``), in the scene's CRS or pixels.
+
+    As :func:`filter_aoi` places it: straight when the scene has a transform in the AOI's
+    CRS; otherwise through longitude/latitude, clipped to the chips' region (so an AOI
+    across the antimeridian meets a scene on either side), densified, then reprojected.
+
+    Args:
+        geometry: the AOI, in ``crs``.
+        crs: the AOI's CRS.
+        scene: a scene with a CRS or GCPs.
+        columns: window columns of the scene's chips (their extent bounds the clipping).
+        frame: ``"scene"`` (the scene's CRS; not for GCP scenes) or ``"pixel"``.
+        world: :func:`_aoi_lonlat_world` of the AOI, when already made for other scenes.
+
+    Returns:
+        The AOI's part near the scene (empty where it does not meet it), valid.
+    """
+    assert scene.crs is not None
+    if scene.georef == "transform" and same_crs(scene.crs, crs):
+        local = geometry
+    else:
+        world = world if world is not None else _aoi_lonlat_world(geometry, crs)
+        clipped = shapely.intersection(world, _scene_region(scene, columns))
+        if clipped.is_empty:
+            return clipped
+        local = shapely.make_valid(
+            _transform(
+                _densify(clipped), lambda x, y, c=scene.crs: reproject_points(LONLAT, c, x, y)
+            )
+        )
+    if frame == "pixel":
+        return shapely.make_valid(
+            _transform(local, lambda x, y, sc=scene: scene_crs_to_pixel(sc, x, y))
+        )
+    return local
+
+
 def aoi_mask(
     index: ChipIndex,
     aoi: AoiLike,
@@ -148,25 +194,13 @@ def aoi_mask(
             k: np.asarray(index.column(k))[rows]
             for k in ("scene", "row_off", "col_off", "height", "width")
         }
-        if scene.georef == "transform" and same_crs(scene.crs, aoi_crs):
-            local = geometry
-            chips = footprints(index.scenes, columns, "scene")
-        else:
-            if world is None:
-                world = _aoi_lonlat_world(geometry, aoi_crs)
-            clipped = shapely.intersection(world, _scene_region(scene, columns))
-            if clipped.is_empty:
-                continue
-            assert scene.crs is not None
-            local = _transform(
-                _densify(clipped), lambda x, y, c=scene.crs: reproject_points(LONLAT, c, x, y)
-            )
-            if scene.georef == "gcps":
-                local = _transform(local, lambda x, y, sc=scene: scene_crs_to_pixel(sc, x, y))
-                chips = footprints(index.scenes, columns, "pixel")
-            else:
-                chips = footprints(index.scenes, columns, "scene")
-            local = shapely.make_valid(local)
+        if world is None and not (scene.georef == "transform" and same_crs(scene.crs, aoi_crs)):
+            world = _aoi_lonlat_world(geometry, aoi_crs)
+        frame = "pixel" if scene.georef == "gcps" else "scene"
+        local = aoi_in_scene(geometry, aoi_crs, scene, columns, frame=frame, world=world)
+        if local.is_empty:
+            continue
+        chips = footprints(index.scenes, columns, frame)
         shapely.prepare(local)
         if predicate == "intersects":
             hit = shapely.intersects(local, chips)
