@@ -269,6 +269,9 @@ def _picture(
     command.add_argument(
         "-o", "--out", required=True, help=f"the picture (PNG, SVG, PDF), e.g. {name}.png"
     )
+    command.add_argument(
+        "--dpi", type=int, default=100, help="dots per inch of the picture (default 100)"
+    )
     return command
 
 

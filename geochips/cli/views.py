@@ -93,9 +93,13 @@ def preview_command(args: argparse.Namespace) -> int:
         figure = plot.plot_map(what, column=args.column)
     else:
         figure = plot.plot_index(what, scene=args.scene, aoi=args.aoi)
-    figure.savefig(args.out, dpi=100)
+    figure.savefig(args.out, dpi=args.dpi)
     print(f"wrote {args.out}")
     return 0
+
+
+USUAL = ("train", "training", "val", "valid", "validation", "test")
+"""Split names drawn in this order (so train keeps the first colour); others follow, sorted."""
 
 
 def by_split(index: ChipIndex) -> ChipIndex | dict[str, ChipIndex]:
@@ -103,7 +107,8 @@ def by_split(index: ChipIndex) -> ChipIndex | dict[str, ChipIndex]:
     if "split" not in index.column_names:
         return index
     names = np.asarray(index.column("split"))
-    return {str(n): index[names == n] for n in dict.fromkeys(names.tolist())}
+    found = sorted(set(names.tolist()), key=lambda n: (USUAL.index(n) if n in USUAL else 9, n))
+    return {str(n): index[names == n] for n in found}
 
 
 def show_command(args: argparse.Namespace) -> int:
@@ -128,6 +133,6 @@ def show_command(args: argparse.Namespace) -> int:
     dataset = ChipDataset(index, sign="auto")
     samples = [dataset[int(i)] for i in picked]  # scenes may differ in shape: no stacking
     figure = plot.plot_batch(samples, n=count, bands=args.bands, db=args.db)
-    figure.savefig(args.out, dpi=100)
+    figure.savefig(args.out, dpi=args.dpi)
     print(f"wrote {args.out} ({count} chips)")
     return 0

@@ -199,3 +199,57 @@ def test_warnings_are_one_line_in_flags(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = run("--debug", "index", str(tmp_path / "missing.tif"))
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def colour_share(png: Path, colour: tuple[float, float, float], tolerance: float = 0.08) -> float:
+    """The share of a picture's pixels within ``tolerance`` of an RGB ``colour`` (0..1)."""
+    from matplotlib.image import imread
+
+    pixels = imread(png)[..., :3]
+    return float((np.abs(pixels - np.array(colour)).max(axis=-1) <= tolerance).mean())
+
+
+@pytest.fixture(scope="module")
+def split_index(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    out = folder / "chips.parquet"
+    result = run(
+        "index", ATLANTA, "--size", "128", "--stride", "128",
+        "--split", "train=0.7,val=0.3", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_preview_draws_the_split_over_the_scene_and_on_a_map(split_index, tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from geochips.plot.figures import COLORS
+
+    for extra in ([], ["--map"]):
+        png = tmp_path / f"preview{len(extra)}.png"
+        result = run("preview", str(split_index), "-o", str(png), *extra)
+        assert result.returncode == 0, result.stderr
+        assert f"wrote {png}" in result.stdout
+        # Chips of both splits are drawn in their colours (translucent over the scene on
+        # the grid, opaque-ish on the map): each colour covers part of the picture.
+        for colour in COLORS[:2]:
+            assert colour_share(png, to_rgb(colour), tolerance=0.25) > 0.002, (extra, colour)
+
+
+def test_show_draws_a_contact_sheet_and_refuses_an_unknown_split(split_index, tmp_path):
+    from matplotlib.image import imread
+
+    png = tmp_path / "chips.png"
+    result = run("show", str(split_index), "-n", "4", "--split", "val", "-o", str(png))
+    assert result.returncode == 0, result.stderr
+    assert "(4 chips)" in result.stdout
+    pixels = imread(png)[..., :3]
+    assert pixels.shape[0] > 100 and pixels.std() > 0.05  # not blank
+    line = assert_one_line_error(run("show", str(split_index), "--split", "nope", "-o", str(png)))
+    assert "no chip in split 'nope'" in line
+
+
+def test_a_missing_index_file_is_one_line(tmp_path):
+    line = assert_one_line_error(run("info", str(tmp_path / "none.parquet")))
+    assert "none.parquet" in line
