@@ -18,6 +18,7 @@ from geochips.errors import (
     SmallSceneWarning,
 )
 from geochips.index import ChipIndex
+from geochips.labels import RasterLabels, VectorLabels
 from geochips.select.aoi import filter_aoi
 from geochips.select.leakage import check_leakage
 from geochips.select.splits import Splits, spatial_split
@@ -66,6 +67,8 @@ def index_command(args: argparse.Namespace) -> int:
         )
     if args.bands:
         index = index.with_bands(args.bands)
+    if args.labels:
+        index = index.with_labels(_labels(args))
     print(index.describe())
     if args.aoi:
         before = len(index)
@@ -93,6 +96,18 @@ def index_command(args: argparse.Namespace) -> int:
         print(f"saved {len(index)} chips to {out}")
         print(f"next: geochips info {out}; geochips preview {out} -o preview.png")
     return 0
+
+
+def _labels(args: argparse.Namespace) -> VectorLabels | RasterLabels:
+    """The label spec of ``--labels`` (a raster by its extension, else vector data)."""
+    if Path(args.labels).suffix.lower() in RASTER_EXTENSIONS:
+        if args.label_value or args.classes:
+            raise CommandError("--label-value and --classes are for vector labels, not rasters")
+        return RasterLabels(args.labels)
+    value: str | int = 1
+    if args.label_value:
+        value = int(args.label_value) if args.label_value.isdigit() else args.label_value
+    return VectorLabels(args.labels, value=value, classes=args.classes)
 
 
 def joined(index: ChipIndex, splits: Splits) -> ChipIndex:

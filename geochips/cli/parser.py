@@ -193,6 +193,22 @@ def _index(commands: argparse._SubParsersAction[Parser]) -> None:
         default=[],
         help="STAC item properties kept as columns, e.g. datetime,platform",
     )
+    labels = index.add_argument_group("labels (saved with the index; `show` draws them)")
+    labels.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="the chips' labels: a vector file (GeoJSON, GeoPackage, GeoParquet, ...) "
+        "burnt per chip, or a label raster (.tif) read on each scene's grid",
+    )
+    labels.add_argument(
+        "--label-value",
+        help="the vector attribute holding each geometry's class, or one class for all (default 1)",
+    )
+    labels.add_argument(
+        "--classes",
+        type=names,
+        help="names of the classes --label-value holds, numbered from 1, e.g. road,building",
+    )
     select = index.add_argument_group("selection and splits")
     select.add_argument(
         "--aoi", help="keep chips that meet this area (GeoJSON, GeoPackage, GeoParquet, ...)"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,11 +62,22 @@ def summary(index: ChipIndex, name: str) -> list[str]:
     if index.bands:
         lines.append(f"bands read: {','.join(map(str, index.bands))}")
     if index.labels is not None:
-        lines.append(f"labels: {index.labels!r}")
+        lines.append(f"labels: {_labels_text(index.labels)}")
     lines.append("columns: " + _listed(list(index.column_names), 12))
     if index.size is not None:
         lines.append(f"tiles: {check_alignment(index)}")
     return lines
+
+
+def _labels_text(labels: Any) -> str:
+    """``vector buildings.geojson, value 1`` rather than the whole spec."""
+    kind = "raster" if type(labels).__name__ == "RasterLabels" else "vector"
+    source = labels.source
+    name = Path(source).name if isinstance(source, (str, os.PathLike)) else type(source).__name__
+    details = [f"value {labels.value!r}"] if hasattr(labels, "value") else []
+    if getattr(labels, "classes", None):
+        details.append(f"classes {list(labels.classes)}")
+    return f"{kind} {name}" + (f", {', '.join(details)}" if details else "")
 
 
 def _scene_groups(index: ChipIndex) -> str:

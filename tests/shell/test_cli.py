@@ -253,3 +253,26 @@ def test_show_draws_a_contact_sheet_and_refuses_an_unknown_split(split_index, tm
 def test_a_missing_index_file_is_one_line(tmp_path):
     line = assert_one_line_error(run("info", str(tmp_path / "none.parquet")))
     assert "none.parquet" in line
+
+
+def test_labels_saved_by_index_are_drawn_by_show(tmp_path):
+    buildings = str(sample_data.path("spacenet_atlanta_buildings.geojson"))
+    plain, labelled = tmp_path / "plain.parquet", tmp_path / "labelled.parquet"
+    assert run("index", ATLANTA, "--size", "256", "-o", str(plain)).returncode == 0
+    result = run("index", ATLANTA, "--size", "256", "--labels", buildings, "-o", str(labelled))
+    assert result.returncode == 0, result.stderr
+    assert geochips.ChipIndex.load(labelled).labels is not None
+    info = run("info", str(labelled))
+    assert "labels: vector spacenet_atlanta_buildings.geojson, value 1" in info.stdout
+    pictures = []
+    for index in (plain, labelled):
+        png = tmp_path / f"{index.stem}.png"
+        assert run("show", str(index), "-n", "4", "-o", str(png)).returncode == 0
+        pictures.append(png)
+    from matplotlib.colors import to_rgb
+
+    from geochips.plot.figures import COLORS
+
+    # The grey chips gain the label tint where buildings are, and only with labels.
+    tint = to_rgb(COLORS[0])
+    assert colour_share(pictures[0], tint, 0.25) < 0.001 < colour_share(pictures[1], tint, 0.25)
