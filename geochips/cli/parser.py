@@ -138,7 +138,8 @@ def _index(commands: argparse._SubParsersAction[Parser]) -> None:
         nargs="+",
         metavar="SOURCE",
         help="raster files, folders (their .tif/.tiff/.vrt/.jp2 files), quoted globs "
-        "('tiles/*.tif'), URLs, or STAC Item / ItemCollection JSON",
+        "('tiles/*.tif'), URLs, STAC Item / ItemCollection JSON, or STAC-GeoParquet "
+        "(items.parquet)",
     )
     index.add_argument("-o", "--out", help="save the index here (GeoParquet), e.g. chips.parquet")
     grid = index.add_argument_group("the grid")

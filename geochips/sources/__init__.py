@@ -7,6 +7,8 @@ Accepted, alone or in any iterable:
 * a mapping ``{scene_id: href}`` (or ``{scene_id: [href, ...]}`` to stack files as bands);
 * a STAC Item, ItemCollection, pystac-client search, or the path/URL of STAC Item JSON
   (see :mod:`geochips.sources.stac`), combined with ``assets=``;
+* a STAC-GeoParquet catalog: a ``.parquet`` path or a pyarrow table
+  (:mod:`geochips.sources.geoparquet`, ``pip install geochips[stac-geoparquet]``);
 * a :class:`SceneSource`.
 
 A plain path's scene id is its file name without extension; where two files share a name
@@ -22,6 +24,7 @@ from typing import TypeAlias
 from geochips import hrefs
 from geochips.errors import InvalidParameterError
 from geochips.scene import SceneSource
+from geochips.sources.geoparquet import is_stac_geoparquet
 from geochips.sources.stac import stac_sources
 
 PathLike: TypeAlias = str | os.PathLike[str]
@@ -37,6 +40,8 @@ def _is_stac(obj: object, assets: Sequence[str] | None = None) -> bool:
     any path/URL that is not a raster file (STAC API item URLs such as
     ``.../collections/<c>/items/<id>`` have no extension).
     """
+    if is_stac_geoparquet(obj):
+        return True
     module = type(obj).__module__
     if module.startswith(("pystac", "pystac_client")):
         return True

@@ -2,7 +2,8 @@
 
 Accepted: a ``pystac.Item``, a ``pystac.ItemCollection``, the result of a pystac-client
 search (anything with an ``items()`` method), a STAC Item or ItemCollection as a dict, and
-the path or URL of STAC Item / ItemCollection JSON. ``assets=["vv", "vh"]`` names the
+the path or URL of STAC Item / ItemCollection JSON, and STAC-GeoParquet catalogs
+(:mod:`geochips.sources.geoparquet`). ``assets=["vv", "vh"]`` names the
 assets read, stacked as bands in that order; the scene id is
 ``"<item id>/<asset>+<asset>..."``. Relative asset hrefs resolve against the item's self
 href (or the file it was read from).
@@ -37,6 +38,7 @@ import pystac.utils
 from geochips import hrefs
 from geochips.errors import GeochipsWarning, IncompatibleScenesError, InvalidParameterError
 from geochips.scene import Scene, SceneSource
+from geochips.sources.geoparquet import geoparquet_items, is_stac_geoparquet
 
 
 def _read_json(href: str) -> dict[str, Any]:
@@ -46,7 +48,11 @@ def _read_json(href: str) -> dict[str, Any]:
 
 def _items(obj: object) -> Iterator[tuple[pystac.Item, str | None]]:
     """Yield each item with the href its relative asset hrefs resolve against."""
-    if isinstance(obj, pystac.Item):
+    if is_stac_geoparquet(obj):
+        base = hrefs.normalize(obj) if isinstance(obj, (str, os.PathLike)) else None
+        for data in geoparquet_items(obj):
+            yield from _dict_items(data, base)
+    elif isinstance(obj, pystac.Item):
         yield obj, obj.get_self_href()
     elif isinstance(obj, pystac.ItemCollection):
         for item in obj:
