@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, overload
 
 import numpy as np
 
-from geochips import hrefs
 from geochips import labels as labels_
 from geochips.bandstats import BandStats
 from geochips.errors import (
@@ -30,6 +28,7 @@ from geochips.errors import (
     SmallSceneWarning,
 )
 from geochips.footprints import footprints
+from geochips.ids import IdLookup, scene_prefixes
 from geochips.io.headers import read_headers
 from geochips.io.parquet import load_index, save_index
 from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
@@ -37,6 +36,7 @@ from geochips.progress import ProgressSpec, resolve_progress
 from geochips.scene import Scene, check_bands
 from geochips.sources import find_sources
 from geochips.sources.stac import with_catalog_bands
+from geochips.summary import describe_scenes, level_name, small_scenes_text
 from geochips.tiles import warn_if_unaligned
 from geochips.windows import (
     ChipWindow,
@@ -49,8 +49,6 @@ from geochips.windows import (
 )
 
 WINDOW_COLUMNS = ("scene", "row_off", "col_off", "height", "width")
-DESCRIBED_SCENES = 20
-"""Scenes :meth:`ChipIndex.describe` lists one per line; past that it summarises them."""
 
 
 class Chip(NamedTuple):
@@ -61,51 +59,11 @@ class Chip(NamedTuple):
     window: ChipWindow
 
 
-def level_name(overview_level: int | None) -> str:
-    """Return the level part of a chip id: ``"full"`` or ``"ov<k>"``."""
-    return "full" if overview_level is None else f"ov{overview_level}"
+class _DictLookup(NamedTuple):
+    ids: dict[str, int]
 
-
-def _small_scenes_text(empty: Sequence[Scene], size: tuple[int, int], edge: str) -> str:
-    """Name the scenes without a chip, and what makes them chips: larger scenes or smaller chips."""
-    names = ", ".join(f"{s.name} {s.height}x{s.width}" for s in empty[:5])
-    more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
-    levels = sorted({s.overview_level for s in empty if s.overview_level is not None})
-    finer = (
-        f"a finer overview_level (overview_level={levels[0] - 1}, or None for full resolution), "
-        if levels and levels[0] > 0
-        else ("overview_level=None (full resolution), " if levels else "")
-    )
-    return (
-        f"{len(empty)} scene(s) smaller than the chip size {size} yield no chip with "
-        f"edge={edge!r}: {names}{more}. Use {finer}a smaller size, or edge='pad'"
-    )
-
-
-def _scene_line(scene: Scene, count: int) -> str:
-    """One scene of :meth:`ChipIndex.describe`: its chips, grid, bands, CRS and href."""
-    return (
-        f"  {scene.id}: {count} chips, {scene.height}x{scene.width} px "
-        f"({level_name(scene.overview_level)}), {scene.count} band(s) {scene.dtype}, "
-        f"{scene.crs or 'no CRS'} [{hrefs.redact(scene.hrefs[0])}]"
-    )
-
-
-def _groups(values: Iterable[str], most: int = 4) -> str:
-    """``"12 x EPSG:32631, 3 x EPSG:32632"``: the ``most`` commonest values, then the rest."""
-    common = Counter(values).most_common()
-    shown = ", ".join(f"{n} x {value}" for value, n in common[:most])
-    rest = sum(n for _, n in common[most:])
-    return shown + (f", {rest} in {len(common) - most} other(s)" if rest else "")
-
-
-def _size_class(scene: Scene) -> str:
-    """The size class of a scene by its longer side, at the level read."""
-    side = max(scene.height, scene.width)
-    for limit, name in ((1024, "<=1k px"), (4096, "1k-4k px"), (16384, "4k-16k px")):
-        if side <= limit:
-            return name
-    return ">16k px"
+    def find(self, chip_id: str) -> int | None:
+        return self.ids.get(chip_id)
 
 
 class ChipIndex:
@@ -167,7 +125,7 @@ class ChipIndex:
         """1-based bands a :class:`~geochips.ChipDataset` reads unless given others
         (``None``: all); saved with the index. Set with :meth:`with_bands`."""
         self._chip_ids: list[str] | None = None
-        self._positions: dict[str, int] | None = None
+        self._positions: IdLookup | _DictLookup | None = None
 
     # -- building ---------------------------------------------------------------------
 
@@ -272,7 +230,7 @@ class ChipIndex:
         parts = [grid_windows(s.height, s.width, size_hw, stride_hw, edge) for s in scenes]  # type: ignore[arg-type]
         empty = [s for s, (rows, _) in zip(scenes, parts, strict=True) if len(rows) == 0]
         if empty:
-            warnings.warn(_small_scenes_text(empty, size_hw, edge), SmallSceneWarning, stacklevel=2)
+            warnings.warn(small_scenes_text(empty, size_hw, edge), SmallSceneWarning, stacklevel=2)
         counts = np.array([len(rows) for rows, _ in parts], dtype=np.int64)
         n = int(counts.sum())
         columns: dict[str, np.ndarray] = {
@@ -336,9 +294,12 @@ class ChipIndex:
 
     @property
     def chip_ids(self) -> list[str]:
-        """Chip ids in index order (computed once, on first use)."""
+        """Chip ids in index order, computed once, on first use.
+
+        :meth:`position` and :meth:`chip_id` do without them.
+        """
         if self._chip_ids is None:
-            names = [f"{s.id}/{level_name(s.overview_level)}" for s in self.scenes]
+            names = scene_prefixes(self.scenes)
             self._chip_ids = [
                 f"{names[s]}/{r}/{col}/{h}x{w}" for s, r, col, h, w in self._window_rows()
             ]
@@ -362,22 +323,29 @@ class ChipIndex:
         )
 
     def position(self, chip_id: str) -> int:
-        """Return the position of ``chip_id`` in this index.
+        """Return the position of ``chip_id`` in this index (the last, if it holds it twice).
+
+        The id is parsed into its scene and window and found by binary search
+        (:class:`geochips.ids.IdLookup`, built on first use: 16 bytes a chip, no id strings).
 
         Raises:
             ChipNotFoundError: naming the id, if no chip has it.
         """
         if self._positions is None:
-            self._positions = {cid: i for i, cid in enumerate(self.chip_ids)}
-        try:
-            return self._positions[chip_id]
-        except KeyError:
-            raise ChipNotFoundError(
-                f"no chip with id {chip_id!r} in this index of {len(self)} chips "
-                f"(ids look like {self.chip_ids[0]!r})"
-                if len(self)
-                else f"no chip with id {chip_id!r}: the index is empty"
-            ) from None
+            try:
+                self._positions = IdLookup(self.scenes, self._columns)
+            except OverflowError:  # offsets past 2**21 px: the ids themselves, in a dict
+                ids = {cid: i for i, cid in enumerate(self.chip_ids)}
+                self._positions = _DictLookup(ids)
+        found = self._positions.find(chip_id) if isinstance(chip_id, str) else None
+        if found is not None:
+            return found
+        raise ChipNotFoundError(
+            f"no chip with id {chip_id!r} in this index of {len(self)} chips "
+            f"(ids look like {self.chip_id(0)!r})"
+            if len(self)
+            else f"no chip with id {chip_id!r}: the index is empty"
+        )
 
     def locate(self, position: int) -> tuple[int, ChipWindow]:
         """Return the scene position and window of the chip at ``position`` (no checks)."""
@@ -543,26 +511,7 @@ class ChipIndex:
         scene (min/median/max) and the first few scenes.
         """
         counts = np.bincount(self._columns["scene"], minlength=len(self.scenes)).tolist()
-        if len(self.scenes) <= DESCRIBED_SCENES:
-            lines = [_scene_line(s, n) for s, n in zip(self.scenes, counts, strict=True)]
-            return "\n".join([repr(self), *lines])
-        shown = 3
-        scenes = self.scenes
-        pixels = sum(s.height * s.width for s in scenes)
-        return "\n".join(
-            [
-                repr(self),
-                f"  totals: {len(self)} chips, {len(scenes)} scenes, {pixels / 1e6:.1f} Mpx",
-                f"  chips per scene: min {min(counts)}, median {np.median(counts):g}, "
-                f"max {max(counts)}",
-                "  CRS: " + _groups(s.crs or "no CRS" for s in scenes),
-                "  dtype: " + _groups(s.dtype for s in scenes),
-                "  bands: " + _groups(f"{s.count} band(s)" for s in scenes),
-                "  size: " + _groups(_size_class(s) for s in scenes),
-                *(_scene_line(s, n) for s, n in zip(scenes[:shown], counts, strict=False)),
-                f"  ... and {len(scenes) - shown} more scenes",
-            ]
-        )
+        return describe_scenes(repr(self), self.scenes, counts)
 
     # -- footprints and files (geochips.footprints, geochips.io.parquet) --------------------
 
