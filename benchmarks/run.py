@@ -258,6 +258,31 @@ def stats_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def scale_section(args: argparse.Namespace) -> list[str]:
+    sizes = ["100000", "1000000"] + ([] if args.quick else ["10000000"])
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "bench_scale.py"), "--sizes", *sizes],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
+    )
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    METRICS["scale"] = res
+    names = {"bounds_s": "`bounds()`", "filter_aoi_s": "`filter_aoi`", "first_position_s":
+             "first `position(chip_id)`"}  # fmt: skip
+    lines = [
+        "| operation | "
+        + " | ".join(f"{r['chips']:,} chips" for r in res["rows"])
+        + " | exponent |",
+        "| --- | " + " | ".join("---" for _ in res["rows"]) + " | --- |",
+    ]
+    for key, name in names.items():
+        times = " | ".join(f"{r[key]:.3f} s" for r in res["rows"])
+        lines.append(f"| {name} | {times} | {res['exponent'].get(key, float('nan')):.2f} |")
+    return lines
+
+
 def cli_section(args: argparse.Namespace) -> list[str]:
     proc = subprocess.run(
         [sys.executable, str(HERE / "bench_cli.py"), "--repeat", str(max(args.repeat, 3))],
@@ -376,6 +401,11 @@ def targets_section(grids: list[dict[str, Any]]) -> list[str]:
         ix = METRICS["index"]
         row("1,000,000 chips indexed in < 0.5 s", ix["build_s"], ".3f", ix["build_s"] < 0.5)
         row("< 64 bytes per chip", ix["bytes_per_chip"], ".1f", ix["bytes_per_chip"] < 64)
+    if "scale" in METRICS and len(METRICS["scale"]["rows"]) > 2:
+        big = METRICS["scale"]["rows"][-1]
+        for key, name in (("bounds_s", "bounds"), ("filter_aoi_s", "filter_aoi"),
+                          ("first_position_s", "first chip-id lookup")):  # fmt: skip
+            row(f"{name} of 10M chips < 5 s", big[key], ".2f", big[key] < 5)
     if "cli" in METRICS:
         help_s = METRICS["cli"]["geochips --help"]["s"]
         row("`geochips --help` well under a second (< 0.25 s)", help_s, ".3f", help_s < 0.25)
@@ -410,12 +440,14 @@ def main() -> None:
     parser.add_argument("--chips", type=int, default=None, help="chips read per case")
     parser.add_argument(
         "--only",
-        choices=["local", "memory", "stitch", "index", "stats", "remote", "cli"],
+        choices=["local", "memory", "stitch", "index", "stats", "remote", "cli", "scale"],
         action="append",
     )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
-    sections = args.only or ["local", "memory", "stitch", "index", "stats", "remote", "cli"]
+    sections = args.only or [
+        "local", "memory", "stitch", "index", "stats", "remote", "cli", "scale"
+    ]  # fmt: skip
     started = time.time()
     chips = args.chips or (160 if args.quick else 480)
     scenes = data.main_scenes(args.quick)
@@ -472,6 +504,9 @@ def main() -> None:
             + remote.section(args, scenes, grid_plan, METRICS)
             + [""]
         )
+    if "scale" in sections:
+        out += ["## Index operations, 100k to 10M chips (961 a scene, 3 UTM zones)", ""]
+        out += scale_section(args) + [""]
     if "cli" in sections:
         out += ["## Command line: wall time of a fresh `python -m geochips`", ""]
         out += cli_section(args) + [""]

@@ -1,0 +1,88 @@
+"""Index operations from 100k to 10M chips: time, growth exponent (issue 14).
+
+python benchmarks/bench_scale.py [--sizes 100000 1000000 10000000]   # prints JSON
+
+Synthetic headers (no file is opened), as in the issue: 961 chips a scene (4096 px, size
+256, stride 128), scenes in three UTM zones. Each operation is timed once per size, in
+one process; ``exponent`` is the slope of log(time) against log(chips) from the smallest
+to the largest size (1.0 is linear).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Any
+
+import shapely
+from affine import Affine
+
+from geochips import ChipIndex, Scene, filter_aoi
+
+CHIPS_PER_SCENE = 961
+
+
+def scenes(count: int) -> list[Scene]:
+    """``count`` 4096 px scenes on a grid in UTM zones 31-33 (10 m pixels)."""
+    out = []
+    for i in range(count):
+        zone = 31 + i % 3
+        col, row = (i // 3) % 100, (i // 3) // 100
+        out.append(
+            Scene(
+                id=f"S2_{i:06d}/B04",
+                hrefs=(f"https://example.test/{i:06d}/B04.tif",),
+                assets=("B04",),
+                overview_level=None,
+                height=4096,
+                width=4096,
+                band_counts=(1,),
+                dtype="uint16",
+                nodata=0.0,
+                crs=f"EPSG:326{zone}",
+                transform=Affine(10.0, 0.0, 200_000.0 + col * 41_000, 0.0, -10.0,
+                                 7_000_000.0 - row * 41_000),
+                georef="transform",
+                block_shape=(512, 512),
+                full_shape=(4096, 4096),
+            )
+        )  # fmt: skip
+    return out
+
+
+def timed(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def measure(chips: int) -> dict[str, float]:
+    index = ChipIndex.from_scenes(scenes(max(1, chips // CHIPS_PER_SCENE)), size=256, stride=128)
+    aoi = shapely.box(0.0, 40.0, 6.0, 60.0)  # lon/lat: part of zone 31's scenes
+    middle = index.chip_id(len(index) // 2)
+    return {
+        "chips": len(index),
+        "bounds_s": timed(index.bounds),
+        "filter_aoi_s": timed(lambda: filter_aoi(index, aoi, crs="EPSG:4326")),
+        "first_position_s": timed(lambda: index.position(middle)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    args = parser.parse_args()
+    rows = [measure(n) for n in args.sizes]
+    first, last = rows[0], rows[-1]
+    growth = {
+        key: math.log(last[key] / first[key]) / math.log(last["chips"] / first["chips"])
+        for key in first
+        if key.endswith("_s") and len(rows) > 1 and first[key] > 0
+    }
+    print(json.dumps({"rows": rows, "exponent": growth}))
+
+
+if __name__ == "__main__":
+    main()
