@@ -283,6 +283,30 @@ def scale_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def handles_section(args: argparse.Namespace) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "bench_handles.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
+    )
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    every = rows[-1]["chips_per_s"]
+    METRICS["handles"] = rows[1]["chips_per_s"] / every
+    lines = [
+        "| `max_open` | handles a thread | chips/s | × all open |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        name = "default" if r["max_open"] is None else str(r["max_open"])
+        lines.append(
+            f"| {name} | {r['per_thread']} | {r['chips_per_s']:.0f} | "
+            f"{r['chips_per_s'] / every:.2f} |"
+        )
+    return lines
+
+
 def cli_section(args: argparse.Namespace) -> list[str]:
     proc = subprocess.run(
         [sys.executable, str(HERE / "bench_cli.py"), "--repeat", str(max(args.repeat, 3))],
@@ -406,6 +430,9 @@ def targets_section(grids: list[dict[str, Any]]) -> list[str]:
         for key, name in (("bounds_s", "bounds"), ("filter_aoi_s", "filter_aoi"),
                           ("first_position_s", "first chip-id lookup")):  # fmt: skip
             row(f"{name} of 10M chips < 5 s", big[key], ".2f", big[key] < 5)
+    if "handles" in METRICS:
+        v = METRICS["handles"]
+        row("shuffled reads over 104 scenes, default handles ≥ 0.9× all open", v, ".2f", v >= 0.9)
     if "cli" in METRICS:
         help_s = METRICS["cli"]["geochips --help"]["s"]
         row("`geochips --help` well under a second (< 0.25 s)", help_s, ".3f", help_s < 0.25)
@@ -440,13 +467,23 @@ def main() -> None:
     parser.add_argument("--chips", type=int, default=None, help="chips read per case")
     parser.add_argument(
         "--only",
-        choices=["local", "memory", "stitch", "index", "stats", "remote", "cli", "scale"],
+        choices=[
+            "local",
+            "memory",
+            "stitch",
+            "index",
+            "stats",
+            "remote",
+            "cli",
+            "scale",
+            "handles",
+        ],
         action="append",
     )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
     sections = args.only or [
-        "local", "memory", "stitch", "index", "stats", "remote", "cli", "scale"
+        "local", "memory", "stitch", "index", "stats", "remote", "cli", "scale", "handles"
     ]  # fmt: skip
     started = time.time()
     chips = args.chips or (160 if args.quick else 480)
@@ -507,6 +544,9 @@ def main() -> None:
     if "scale" in sections:
         out += ["## Index operations, 100k to 10M chips (961 a scene, 3 UTM zones)", ""]
         out += scale_section(args) + [""]
+    if "handles" in sections:
+        out += ["## Open handles: shuffled `ds[i]` over 104 scenes, one thread", ""]
+        out += handles_section(args) + [""]
     if "cli" in sections:
         out += ["## Command line: wall time of a fresh `python -m geochips`", ""]
         out += cli_section(args) + [""]

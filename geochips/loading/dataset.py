@@ -79,7 +79,8 @@ class ChipDataset(Dataset[Sample]):
         scale: apply each band's scale and offset from the scene header (float output).
         transform: a callable applied to each sample dict before it is returned.
         fill_value: value of padded pixels (default: the scene's nodata, else 0).
-        max_open: open files kept per thread of each process.
+        max_open: open files kept per thread of each process (default: sized from the
+            file-descriptor limit, 8 to 256; :func:`geochips.io.reader.default_max_open`).
         gdal_options: GDAL configuration options for every reading process, over the
             index's own (:attr:`ChipIndex.gdal_options`, given to ``build``).
         threads: threads reading the chips of one batch in ``__getitems__``; ``None``
@@ -121,7 +122,7 @@ class ChipDataset(Dataset[Sample]):
         scale: bool = False,
         transform: Callable[[Sample], Any] | None = None,
         fill_value: float | None = None,
-        max_open: int = 8,
+        max_open: int | None = None,
         gdal_options: Mapping[str, Any] | None = None,
         threads: int | None = None,
         reuse_batch_memory: bool = True,

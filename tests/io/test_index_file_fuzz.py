@@ -272,7 +272,10 @@ def _retyped(column, target, data):
         return pa.array(column.to_pylist(), column.type, mask=mask)
     values = column.to_pylist()
     if pa.types.is_integer(column.type) and n:
-        values[data.draw(st.integers(0, n - 1))] = data.draw(st.integers(-(2**31), 2**31 - 1))
+        # Any value the column's type holds (an int8 column cannot be given 128).
+        info = np.iinfo(column.type.to_pandas_dtype())
+        low, high = max(int(info.min), -(2**31)), min(int(info.max), 2**31 - 1)
+        values[data.draw(st.integers(0, n - 1))] = data.draw(st.integers(low, high))
     return pa.array(values, column.type)
 
 

@@ -1,4 +1,7 @@
 import pickle
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from geochips.errors import (
     InvalidParameterError,
     SceneReadError,
 )
+from geochips.io.reader import default_max_open
 from geochips.testing import position_values
 
 # Small test scenes have small tiles, so most grids here straddle them on purpose.
@@ -310,6 +314,35 @@ def test_handle_cache_is_bounded(make_scene):
         assert dataset.reader.open_count() <= 2
     with pytest.raises(InvalidParameterError, match="max_open must be an int >= 1"):
         ChipDataset(dataset.index, max_open=0)
+
+
+def test_shuffled_reads_over_many_scenes_keep_them_open_by_default(make_scene):
+    # 8 handles a thread reopened a file for almost every chip over 100 scenes (issue 14).
+    paths = [make_scene(height=32, width=32, count=1) for _ in range(40)]
+    dataset = ChipDataset(ChipIndex.build(paths, size=16), threads=1)
+    order = np.random.default_rng(0).permutation(len(dataset)).tolist()
+    for position in order + order:
+        dataset[position]
+    assert dataset.reader.open_count() == min(40, default_max_open())
+
+
+@pytest.mark.parametrize(("soft", "expected"), [(64, 8), (1024, 32), (20_000, 256)])
+def test_the_default_handle_count_follows_the_descriptor_limit(soft, expected):
+    # A real lowered limit, in a fresh interpreter (the hard limit allows lowering).
+    code = (
+        "import resource\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, hard))\n"
+        "from geochips.io.reader import default_max_open\n"
+        "print(default_max_open())\n"
+    )
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < soft:
+        pytest.skip(f"the hard descriptor limit ({hard}) is below {soft}")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert int(result.stdout) == expected
 
 
 def test_a_scene_gone_after_indexing_is_a_clear_error(make_scene, tmp_path):
