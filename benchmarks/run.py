@@ -219,11 +219,20 @@ def stitch_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def index_section(args: argparse.Namespace) -> list[str]:
+def run_json(script: str, *args: str) -> Any:
+    """Run a benchmark script of this folder on this checkout's geochips; its last JSON line."""
     proc = subprocess.run(
-        [sys.executable, str(HERE / "bench_index.py")], capture_output=True, text=True, check=True
+        [sys.executable, str(HERE / script), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
     )
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def index_section(args: argparse.Namespace) -> list[str]:
+    res = run_json("bench_index.py")
     METRICS["index"] = res
     return [
         "| measure | value | target |",
@@ -236,14 +245,7 @@ def index_section(args: argparse.Namespace) -> list[str]:
 
 
 def stats_section(args: argparse.Namespace) -> list[str]:
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "bench_stats.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
-    )
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = run_json("bench_stats.py")
     METRICS["stats"] = rows
     lines = [
         "| scene | read | full-res pixels (bytes) | overview pixels | band_stats | in chip reads |",
@@ -260,14 +262,7 @@ def stats_section(args: argparse.Namespace) -> list[str]:
 
 def scale_section(args: argparse.Namespace) -> list[str]:
     sizes = ["100000", "1000000"] + ([] if args.quick else ["10000000"])
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "bench_scale.py"), "--sizes", *sizes],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
-    )
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = run_json("bench_scale.py", "--sizes", *sizes)
     METRICS["scale"] = res
     names = {"bounds_s": "`bounds()`", "filter_aoi_s": "`filter_aoi`", "first_position_s":
              "first `position(chip_id)`"}  # fmt: skip
@@ -284,14 +279,7 @@ def scale_section(args: argparse.Namespace) -> list[str]:
 
 
 def handles_section(args: argparse.Namespace) -> list[str]:
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "bench_handles.py")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},  # this checkout's geochips
-    )
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = run_json("bench_handles.py")
     every = rows[-1]["chips_per_s"]
     METRICS["handles"] = rows[1]["chips_per_s"] / every
     lines = [
@@ -308,13 +296,7 @@ def handles_section(args: argparse.Namespace) -> list[str]:
 
 
 def cli_section(args: argparse.Namespace) -> list[str]:
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "bench_cli.py"), "--repeat", str(max(args.repeat, 3))],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = run_json("bench_cli.py", "--repeat", str(max(args.repeat, 3)))
     METRICS["cli"] = {r["command"]: r for r in rows}
     lines = ["| command | best of runs | × `python -c pass` |", "| --- | --- | --- |"]
     for r in rows:
