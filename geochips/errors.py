@@ -84,8 +84,7 @@ class SceneHeaderError(SceneReadError):
         if len(failures) <= LISTED_FAILURES:
             listing = "\n  - ".join(map(str, failures))
             return cls(f"{head}:\n  - {listing}", failures, total=total)
-        causes = Counter(_cause(exc) for exc in failures).most_common()
-        by_cause = "; ".join(f"{n} x {cause}" for cause, n in causes)
+        by_cause = "; ".join(f"{n} x {cause}" for cause, n in count_causes(failures))
         shown = 3
         listing = "\n  - ".join(str(exc).split("\n")[0] for exc in failures[:shown])
         return cls(
@@ -96,10 +95,13 @@ class SceneHeaderError(SceneReadError):
         )
 
 
-def _cause(exc: Exception) -> str:
-    """A failure's short cause: its ``reason`` if it has one, else its exception type."""
-    reason = getattr(exc, "reason", None)
-    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+def count_causes(failures: Sequence[BaseException]) -> list[tuple[str, int]]:
+    """``(cause, count)`` of ``failures``, commonest first.
+
+    A cause is a failure's ``reason`` (``"not found"``, ``"HTTP 403"``...) if it has one,
+    else its exception type.
+    """
+    return Counter(getattr(f, "reason", None) or type(f).__name__ for f in failures).most_common()
 
 
 class SceneChangedError(SceneReadError):

@@ -82,7 +82,7 @@ def _labels_text(labels: Any) -> str:
 
 def _scene_groups(index: ChipIndex) -> str:
     groups = Counter(
-        (s.crs or "no CRS" if s.georef != "gcps" else "GCPs", s.dtype, s.count)
+        ("GCPs" if s.georef == "gcps" else (s.crs or "no CRS"), s.dtype, s.count)
         for s in index.scenes
     )
     parts = [

@@ -8,8 +8,9 @@ The library's errors and warnings give their advice as Python (``edge='pad'``,
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
+
+from geochips.errors import count_causes
 
 FLAGS = {
     "assets": "--assets",
@@ -69,14 +70,7 @@ def one_line(text: str) -> str:
 
 def failure_summary(failures: Sequence[BaseException], total: int, listed: int = 3) -> str:
     """One line for many failed scenes: counts by cause and the first few scenes."""
-    causes = Counter(cause_of(f) for f in failures)
-    counts = ", ".join(f"{n} {cause}" for cause, n in causes.most_common())
+    counts = ", ".join(f"{n} {cause}" for cause, n in count_causes(failures))
     first = "; ".join(one_line(str(f)) for f in failures[:listed])
     more = f" (+{len(failures) - listed} more)" if len(failures) > listed else ""
     return f"{len(failures)} of {total} scenes failed ({counts}): {first}{more}"
-
-
-def cause_of(failure: BaseException) -> str:
-    """A failure's short cause for grouping: its ``reason`` ("not found", "HTTP 403"...)."""
-    reason = getattr(failure, "reason", None)
-    return reason if isinstance(reason, str) and reason else type(failure).__name__

@@ -40,27 +40,30 @@ from geochips.windows import ChipWindow
 
 MAX_OPEN_RANGE = (8, 256)
 """Bounds of :func:`default_max_open`, handles per thread."""
+SHARING_THREADS = 8
+"""Reading threads a process is assumed to run (``__getitems__`` uses 8 for remote scenes)."""
 
 
-def default_max_open(threads: int = 8) -> int:
+def default_max_open() -> int:
     """Handles each reading thread keeps: a quarter of the file-descriptor limit, shared.
 
     Shuffled reads over many scenes reopened a file for almost every chip with 8 handles
     (669 chips/s over 104 scenes, 5,265 with all open: issue 14). An open COG holds one
     descriptor and its parsed header (a few kB; the decoded tiles live in GDAL's block
     cache, bounded apart). So a quarter of the soft ``RLIMIT_NOFILE`` is shared by
-    ``threads`` threads, within :data:`MAX_OPEN_RANGE`: 256 with the usual container limit
-    of 1M or 20k descriptors, 32 with a desktop's 1024.
+    :data:`SHARING_THREADS` threads, within :data:`MAX_OPEN_RANGE`: 256 with the usual
+    container limits (20k descriptors or more), 32 with a desktop's 1024, and 32 where
+    there is no ``resource`` module (Windows).
     """
     try:
         import resource  # POSIX only
     except ImportError:
-        return MAX_OPEN_RANGE[0] * 4
+        return 32
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_OPEN_RANGE[1]
     low, high = MAX_OPEN_RANGE
-    return max(low, min(high, soft // 4 // threads))
+    return max(low, min(high, soft // 4 // SHARING_THREADS))
 
 
 class Reader:
