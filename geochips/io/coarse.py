@@ -139,6 +139,8 @@ def open_and_read(
             return read(path)
     except RasterioError as exc:
         failure = hrefs.redact_text(str(exc))  # text only: no context holds the token
+    except UnicodeDecodeError as exc:  # rasterio decodes GDAL's metadata text as UTF-8
+        failure = f"a text field of its header is not UTF-8, so the file is damaged ({exc.reason})"
     raise SceneReadError(
         f"cannot read {what} of scene {scene.id!r} at {hrefs.redact(href)}: {failure}. {fix}"
     )

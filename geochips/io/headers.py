@@ -126,6 +126,8 @@ def _open_info(
     except RasterioError as exc:
         # Built outside the except block, so the error's context holds no signed URL.
         message = hrefs.redact_text(str(exc))
+    except UnicodeDecodeError as exc:  # rasterio decodes GDAL's metadata text as UTF-8
+        message = f"a text field of its header is not UTF-8, so the file is damaged ({exc.reason})"
     raise SceneHeaderError(
         f"cannot open scene {source.id!r} at {hrefs.redact(href)}: {message}. Check that "
         "the path or URL exists and is a raster GDAL can read (GeoTIFF/COG)",
