@@ -150,10 +150,14 @@ def _scene_polygons(
     r_off, c_off, hgt, wid = window
     pixels = np.maximum(hgt, wid)
     cols, prows = window_rings(r_off, c_off, hgt, wid, k)
-    xs, ys = pixel_to_scene_crs(scene, cols, prows)
+    # Chips on a grid share corners (four chips at each, more with overlap): each distinct
+    # point goes through the GCP transformer and PROJ once.
+    uc, ur, back = _distinct(cols, prows)
+    xs, ys = pixel_to_scene_crs(scene, uc, ur)
     if native:
-        return _ring_polygons(xs, ys, k, pixels)
+        return _ring_polygons(xs[back].reshape(cols.shape), ys[back].reshape(cols.shape), k, pixels)
     lons, lats = _to_lonlat(scene.crs, xs, ys)
+    lons, lats = unwrap_longitudes(lons[back].reshape(cols.shape)), lats[back].reshape(cols.shape)
     to_frame = not same_crs(frame, LONLAT)
     crossing = (lons.max(axis=1) > 180.0) | (lons.min(axis=1) < -180.0)
     polys = np.empty(len(r_off), dtype=object)
@@ -168,6 +172,20 @@ def _scene_polygons(
             px, py = reproject_points(LONLAT, frame, px, py)
         polys[plain], straight[plain] = _ring_polygons(px, py, k, pixels[plain])
     return polys, straight
+
+
+def _distinct(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct points of ``(cols, rows)`` and, per point, which one it is (flat)."""
+    low_c, low_r = cols.min(initial=0), rows.min(initial=0)
+    span = rows.max(initial=0) - low_r + 1
+    whole = np.array_equal(cols, np.floor(cols)) and np.array_equal(rows, np.floor(rows))
+    if whole and (cols.max(initial=0) - low_c + 1) * span < 2**62:
+        # Whole pixel positions (the usual case) sort as one int64, much faster than complex.
+        key = (cols - low_c).astype(np.int64) * np.int64(span) + (rows - low_r).astype(np.int64)
+        distinct, back = np.unique(key.ravel(), return_inverse=True)
+        return distinct // span + low_c, distinct % span + low_r, back
+    points, back = np.unique((cols + 1j * rows).ravel(), return_inverse=True)
+    return points.real, points.imag, back
 
 
 def _polygons(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -204,13 +222,12 @@ def _ring_polygons(
 
 
 def _to_lonlat(crs: str | None, xs: np.ndarray, ys: np.ndarray) -> tuple[Any, Any]:
-    """Scene CRS -> lon/lat, unwrapped per ring so a ring never jumps by 360 degrees."""
+    """Scene CRS -> lon/lat (not unwrapped: the caller unwraps each ring)."""
     if crs is None:
         raise InvalidParameterError("a scene without CRS or GCPs has no ground footprint")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        lons, lats = reproject_points(crs, LONLAT, xs, ys)
-    return unwrap_longitudes(lons), lats
+        return reproject_points(crs, LONLAT, xs, ys)
 
 
 def _project(lonlat: np.ndarray, frame: str) -> np.ndarray:
