@@ -524,7 +524,13 @@ class ChipIndex:
         columns = {name: self._columns[name] for name in WINDOW_COLUMNS}
         return footprints(self.scenes, columns, frame)
 
-    def save(self, path: str | os.PathLike[str], *, progress: ProgressSpec = None) -> None:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        progress: ProgressSpec = None,
+        folder: bool | None = None,
+    ) -> None:
         """Write the index as GeoParquet (needs ``pip install geochips[parquet]``).
 
         One row per chip with its id, scene, unsigned hrefs, window, every column and its
@@ -532,6 +538,11 @@ class ChipIndex:
         :mod:`geochips.io.parquet`. The :attr:`labels` are saved with it (their hrefs
         without tokens) when they come from files; labels held in memory are not, and a
         :class:`~geochips.errors.GeochipsWarning` says so.
+
+        ``folder=True`` writes a folder of part files and a scene table, which any number
+        of scenes fits and any GeoParquet reader opens; by default it is a folder when
+        ``path`` ends with a separator or is one, else one file (its scenes in the footer).
+        An existing index at ``path`` is replaced only once the new one is complete.
 
         ``progress`` shows ``"saving index"`` in rows written: by default on a terminal
         from :data:`~geochips.io.parquet.AUTO_MIN_ROWS` rows; ``True``/``False``
@@ -544,7 +555,7 @@ class ChipIndex:
                 GeochipsWarning,
                 stacklevel=2,
             )
-        save_index(self, path, {"labels": saved, "bands": self.bands}, progress)
+        save_index(self, path, {"labels": saved, "bands": self.bands}, progress, folder=folder)
 
     @classmethod
     def load(
@@ -553,16 +564,27 @@ class ChipIndex:
         *,
         sign: SignSpec = "auto",
         gdal_options: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        filters: Any = None,
+        shard: tuple[int, int] | None = None,
     ) -> ChipIndex:
         """Read an index written by :meth:`save`; ``sign`` attaches a signer, as in :meth:`build`.
 
         ``gdal_options`` become the index's :attr:`gdal_options` (they are never saved).
+        ``columns`` reads only those of the index's own columns (windows always come);
+        ``filters`` (pyarrow's ``[("split", "==", "train")]`` or an expression, over any
+        saved column) and ``shard=(rank, world)`` read only some rows, so each process of
+        a distributed job holds its own share: shards are contiguous, disjoint and together
+        whole, their sizes within one chip of each other. Chip ids do not change.
 
         Raises:
             IndexFileError: if the file is missing, malformed or of an unknown version.
+            InvalidParameterError: for ``columns``, ``filters`` or ``shard`` it cannot apply.
         """
         meta: dict[str, Any] = {}
-        index = load_index(path, cls, sign=sign, extra=meta)
+        index = load_index(
+            path, cls, sign=sign, extra=meta, columns=columns, filters=filters, shard=shard
+        )
         index.gdal_options = dict(gdal_options or {})
         saved = meta.get("labels")
         if saved is not None:

@@ -13,6 +13,7 @@ from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.warp import transform as warp_transform
+from support.oracles import assert_same_index as assert_same
 from support.scenes import scene_header
 
 from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
@@ -38,17 +39,6 @@ def index():
     ]
     built = estimate_valid(ChipIndex.build(sources, size=128, stride=64))
     return spatial_split(built, {"train": 0.8, "test": 0.2}, seed=0)["train"]
-
-
-def assert_same(a, b):
-    assert a.scenes == b.scenes
-    assert a.chip_ids == b.chip_ids
-    assert a.column_names == b.column_names
-    for name in a.column_names:
-        x, y = a.column(name), b.column(name)
-        assert x.dtype == y.dtype and x.shape == y.shape, name
-        assert x.tolist() == y.tolist(), name
-    assert (a.size, a.stride, a.edge) == (b.size, b.stride, b.edge)
 
 
 def test_round_trip_is_exact(index, tmp_path):

@@ -23,7 +23,7 @@ def test_save_counts_rows_to_the_end_and_writes_row_groups(tmp_path, capsys):
     index.save(path, progress=lambda done, total: calls.append((done, total)))
     done = [d for d, _ in calls]
     assert done == sorted(set(done)) and calls[-1] == (len(index), len(index))
-    assert {t for _, t in calls} == {len(index)} and len(calls) == 4  # 2 groups, 2 phases
+    assert {t for _, t in calls} == {len(index)} and len(calls) == 2  # one per row group
     assert pq.ParquetFile(path).num_row_groups == -(-len(index) // ROW_GROUP) == 2
     loaded = geochips.ChipIndex.load(path)
     assert loaded.chip_ids == index.chip_ids

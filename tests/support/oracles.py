@@ -15,3 +15,15 @@ def cut(full: np.ndarray, window, fill: int = 255) -> np.ndarray:
         full[r0:r1, c0:c1]
     )
     return out
+
+
+def assert_same_index(a, b) -> None:
+    """``a`` and ``b`` are the same index: scenes, chip ids, every column (dtype, shape, values)."""
+    assert a.scenes == b.scenes
+    assert a.chip_ids == b.chip_ids
+    assert a.column_names == b.column_names
+    for name in a.column_names:
+        x, y = a.column(name), b.column(name)
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        assert x.tolist() == y.tolist(), name
+    assert (a.size, a.stride, a.edge) == (b.size, b.stride, b.edge)

@@ -1,0 +1,115 @@
+"""The rows of a saved index, a row group at a time: derived columns built in Arrow, vectorised.
+
+:class:`RowGroups` turns row ranges of a chip table into Arrow tables: its own columns, the
+columns derived from scenes and windows (chip id, scene id, unsigned hrefs, assets, level,
+CRS) taken from one small per-scene array each, the footprint in longitude/latitude as WKB
+and its bbox covering. Nothing is kept of a group once it is built, except the extent and
+geometry types the GeoParquet metadata reports (:meth:`RowGroups.geo`). :func:`chip_id_array`
+spells chip ids the way :mod:`geochips.ids` does, in Arrow, to write and to check them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import shapely
+from rasterio.crs import CRS
+
+from geochips.footprints import LONLAT, footprints
+from geochips.ids import scene_prefixes
+from geochips.io.arrow_codec import WINDOW
+from geochips.scene import Scene
+from geochips.scene_json import _safe_href
+from geochips.windows import ChipTable
+
+BBOX = ("xmin", "ymin", "xmax", "ymax")
+GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                  "MultiLineString", "MultiPolygon", "GeometryCollection")  # fmt: skip
+"""GeoParquet's names of shapely's geometry type ids."""
+
+
+def chip_id_array(pa: Any, prefixes: Any, columns: dict[str, Any]) -> Any:
+    """Chip ids (Arrow strings) from the scenes' id prefixes and window columns.
+
+    Args:
+        pa: the ``pyarrow`` module.
+        prefixes: Arrow strings, ``"<scene id>/<level>"`` of each scene.
+        columns: the window columns (NumPy or Arrow integer arrays) of the rows.
+    """
+    import pyarrow.compute as pc
+
+    text = {k: pc.cast(pa.array(columns[k]), pa.string()) for k in WINDOW[1:]}
+    size = pc.binary_join_element_wise(text["height"], text["width"], "x")
+    scene = prefixes.take(pa.array(columns["scene"]))
+    return pc.binary_join_element_wise(scene, text["row_off"], text["col_off"], size, "/")
+
+
+class RowGroups:
+    """Arrow tables of row ranges of ``index``, with ``own`` (name -> Arrow array) columns."""
+
+    def __init__(self, pa: Any, index: ChipTable, own: dict[str, Any]) -> None:
+        self.pa, self.index, self.own = pa, index, own
+        scenes: Sequence[Scene] = index.scenes
+        strings = pa.list_(pa.string())
+        self.per_scene = {
+            "scene_id": pa.array([s.id for s in scenes], pa.string()),
+            "hrefs": pa.array([[_safe_href(h) for h in s.hrefs] for s in scenes], strings),
+            "assets": pa.array([list(s.assets) for s in scenes], strings),
+            "overview_level": pa.array([s.overview_level for s in scenes], pa.int32()),
+            "crs": pa.array([s.crs for s in scenes], pa.string()),
+        }
+        self.prefixes = pa.array(scene_prefixes(scenes), pa.string())
+        self.reset_extent()
+
+    def reset_extent(self) -> None:
+        """Start a new file: :meth:`geo` reports the groups built from now on."""
+        self.low = np.full(2, np.inf)
+        self.high = np.full(2, -np.inf)
+        self.types: set[int] = set()
+
+    def table(self, rows: slice) -> Any:
+        """The Arrow table of ``rows``: derived columns first, then the index's own."""
+        pa = self.pa
+        window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
+        geoms = footprints(self.index.scenes, window, LONLAT)
+        present = ~shapely.is_missing(geoms)
+        bounds = np.full((len(geoms), 4), np.nan)
+        wkb = np.full(len(geoms), None, dtype=object)
+        if present.any():
+            bounds[present] = shapely.bounds(geoms[present])
+            wkb[present] = shapely.to_wkb(geoms[present], output_dimension=2)
+            self.low = np.fmin(self.low, bounds[present, :2].min(0))
+            self.high = np.fmax(self.high, bounds[present, 2:].max(0))
+            self.types |= set(shapely.get_type_id(geoms[present]).tolist())
+        at = pa.array(window["scene"])
+        count = len(geoms)
+        own = {name: array.slice(rows.start, count) for name, array in self.own.items()}
+        arrays: dict[str, Any] = {
+            "chip_id": chip_id_array(pa, self.prefixes, window),
+            "scene_id": self.per_scene["scene_id"].take(at),
+            **{name: own[name] for name in WINDOW},
+            **{k: self.per_scene[k].take(at) for k in ("hrefs", "assets", "overview_level", "crs")},
+            **{name: array for name, array in own.items() if name not in WINDOW},
+            "geometry": pa.array(wkb, pa.binary()),
+            "bbox": pa.StructArray.from_arrays(
+                [pa.array(bounds[:, k]) for k in range(4)],
+                names=list(BBOX),
+                mask=pa.array(~present),
+            ),
+        }
+        return pa.table(arrays)
+
+    def geo(self) -> dict[str, Any]:
+        """GeoParquet 1.1 metadata for the groups built so far."""
+        column = {
+            "encoding": "WKB",
+            "geometry_types": sorted(GEOMETRY_TYPES[t] for t in self.types),
+            "crs": CRS.from_string("OGC:CRS84").to_dict(projjson=True),
+            "edges": "planar",
+            "covering": {"bbox": {k: ["bbox", k] for k in BBOX}},
+        }
+        if np.isfinite(self.low).all():
+            column["bbox"] = [float(v) for v in (*self.low, *self.high)]
+        return {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column}}
