@@ -15,6 +15,7 @@ import numpy as np
 
 from geochips.scene import Scene
 from geochips.summary import level_name
+from geochips.windows import WINDOW_COLUMNS
 
 _ROW_BITS = 21  # rows and columns below 2,097,152 pixels; scenes below 2**21 positions
 _LIMIT = 1 << _ROW_BITS
@@ -71,3 +72,45 @@ class IdLookup:
             if heights[position] == h and widths[position] == w:
                 return position
         return None
+
+
+class ChipIds:
+    """The ids of a table's chips: one by position, all of them on first use, a position by id.
+
+    The id list (a string per chip) and the lookup are made on first use (the index does
+    not pickle them: a DataLoader worker makes its own only if it needs them).
+    """
+
+    def __init__(self, scenes: Sequence[Scene], columns: Mapping[str, np.ndarray]) -> None:
+        self._scenes = scenes
+        self._columns = columns
+        self.listed: list[str] | None = None
+        self._lookup: IdLookup | dict[str, int] | None = None
+
+    def all(self) -> list[str]:
+        """Every id, in table order."""
+        if self.listed is None:
+            names = scene_prefixes(self._scenes)
+            c = self._columns
+            rows = zip(*(c[k].tolist() for k in WINDOW_COLUMNS), strict=True)
+            self.listed = [f"{names[s]}/{r}/{col}/{h}x{w}" for s, r, col, h, w in rows]
+        return self.listed
+
+    def one(self, position: int) -> str:
+        """The id of the chip at ``position``, without making the others."""
+        if self.listed is not None:
+            return self.listed[position]
+        scene = self._scenes[int(self._columns["scene"][position])]
+        r, c, h, w = (int(self._columns[k][position]) for k in WINDOW_COLUMNS[1:])
+        return f"{scene.id}/{level_name(scene.overview_level)}/{r}/{c}/{h}x{w}"
+
+    def find(self, chip_id: str) -> int | None:
+        """The position of ``chip_id`` (the last, if the table holds it twice), or ``None``."""
+        if self._lookup is None:
+            try:
+                self._lookup = IdLookup(self._scenes, self._columns)
+            except OverflowError:  # offsets past 2**21 px: the ids themselves, in a dict
+                self._lookup = {cid: i for i, cid in enumerate(self.all())}
+        if isinstance(self._lookup, dict):
+            return self._lookup.get(chip_id)
+        return self._lookup.find(chip_id)

@@ -14,41 +14,32 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, overload
 
 import numpy as np
 
 from geochips import labels as labels_
 from geochips.bandstats import BandStats
-from geochips.errors import (
-    ChipNotFoundError,
-    GeochipsWarning,
-    InvalidParameterError,
-    SmallSceneWarning,
-)
+from geochips.errors import ChipNotFoundError, GeochipsWarning
 from geochips.footprints import footprints
-from geochips.ids import IdLookup, scene_prefixes
-from geochips.io.headers import read_headers
-from geochips.io.parquet import load_index, save_index
-from geochips.io.signing import Signer, SignSpec, resolve_signer, unsigned_all
-from geochips.progress import ProgressSpec, resolve_progress
+from geochips.ids import ChipIds
+from geochips.io.index_save import save_index
+from geochips.io.parquet import load_index
+from geochips.io.scan import scan_scenes
+from geochips.io.signing import Signer, SignSpec
+from geochips.progress import ProgressSpec
 from geochips.scene import Scene, check_bands
-from geochips.sources import find_sources
-from geochips.sources.stac import with_catalog_bands
-from geochips.summary import describe_scenes, level_name, small_scenes_text
-from geochips.tiles import warn_if_unaligned
-from geochips.windows import (
-    ChipWindow,
-    Pair,
-    PairLike,
-    grid_windows,
-    resolve_grid,
-    rows_by_scene,
-    window_bounds,
+from geochips.summary import describe_scenes
+from geochips.table import (
+    check_table,
+    checked_column,
+    chip_bounds,
+    grid_columns,
+    selected_rows,
 )
-
-WINDOW_COLUMNS = ("scene", "row_off", "col_off", "height", "width")
+from geochips.tiles import warn_if_unaligned
+from geochips.windows import WINDOW_COLUMNS, ChipWindow, Pair, PairLike, resolve_grid
 
 
 class Chip(NamedTuple):
@@ -57,13 +48,6 @@ class Chip(NamedTuple):
     chip_id: str
     scene: Scene
     window: ChipWindow
-
-
-class _DictLookup(NamedTuple):
-    ids: dict[str, int]
-
-    def find(self, chip_id: str) -> int | None:
-        return self.ids.get(chip_id)
 
 
 class ChipIndex:
@@ -90,15 +74,7 @@ class ChipIndex:
         band_stats: BandStats | None = None,
         bands: Sequence[int] | None = None,
     ) -> None:
-        missing = [c for c in WINDOW_COLUMNS if c not in columns]
-        if missing:
-            raise InvalidParameterError(f"index columns {missing} are missing")
-        lengths = {name: len(values) for name, values in columns.items()}
-        if len(set(lengths.values())) > 1:
-            raise InvalidParameterError(f"index columns differ in length: {lengths}")
-        scene_col = columns["scene"]
-        if len(scene_col) and (scene_col.min() < 0 or scene_col.max() >= len(scenes)):
-            raise InvalidParameterError("index column 'scene' refers to a scene it does not have")
+        check_table(columns, len(scenes))
         self.scenes: tuple[Scene, ...] = tuple(scenes)
         """Scene headers; the ``scene`` column holds positions in this tuple."""
         self._columns = dict(columns)
@@ -124,8 +100,7 @@ class ChipIndex:
         self.bands = check_bands(bands, self.scenes)
         """1-based bands a :class:`~geochips.ChipDataset` reads unless given others
         (``None``: all); saved with the index. Set with :meth:`with_bands`."""
-        self._chip_ids: list[str] | None = None
-        self._positions: IdLookup | _DictLookup | None = None
+        self._ids = ChipIds(self.scenes, self._columns)
 
     # -- building ---------------------------------------------------------------------
 
@@ -143,7 +118,7 @@ class ChipIndex:
         properties: Sequence[str] = (),
         sign: SignSpec = "auto",
         workers: int = 32,
-        progress: Callable[[int, int], None] | bool | None = None,
+        progress: ProgressSpec = None,
         gdal_options: Mapping[str, Any] | None = None,
         grid: str | int | None = None,
         resampling: str = "nearest",
@@ -184,31 +159,18 @@ class ChipIndex:
             SceneHeaderError: listing every scene whose header could not be read.
         """
         size_hw, stride_hw = resolve_grid(size, stride, overlap, edge)
-        if overview_level is not None and (
-            isinstance(overview_level, bool)
-            or not isinstance(overview_level, (int, np.integer))
-            or overview_level < 0
-        ):
-            raise InvalidParameterError(
-                f"overview_level must be None (full resolution) or an int >= 0, "
-                f"got overview_level={overview_level!r}"
-            )
-        scene_sources = find_sources(
-            sources, assets=assets, properties=properties, check_grids=grid is None
-        )
-        signer = resolve_signer(sign, (h for s in scene_sources for h in s.hrefs))
-        scene_sources = unsigned_all(signer, scene_sources)  # the index keeps no token
-        scenes = read_headers(
-            scene_sources,
-            overview_level,
-            signer=signer,
+        scenes, signer = scan_scenes(
+            sources,
+            overview_level=overview_level,
+            assets=assets,
+            properties=properties,
+            sign=sign,
             workers=workers,
-            progress=resolve_progress(progress, len(scene_sources)),
+            progress=progress,
+            gdal_options=gdal_options,
             grid=grid,
             resampling=resampling,
-            gdal_options=gdal_options,
         )
-        scenes = [with_catalog_bands(s, src) for s, src in zip(scenes, scene_sources, strict=True)]
         index = cls.from_scenes(scenes, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
         index.gdal_options = dict(gdal_options or {})
         warn_if_unaligned(index, stacklevel=3)
@@ -227,31 +189,7 @@ class ChipIndex:
     ) -> ChipIndex:
         """Lay a grid of chips over scenes whose headers are already read."""
         size_hw, stride_hw = resolve_grid(size, stride, overlap, edge)
-        parts = [grid_windows(s.height, s.width, size_hw, stride_hw, edge) for s in scenes]  # type: ignore[arg-type]
-        empty = [s for s, (rows, _) in zip(scenes, parts, strict=True) if len(rows) == 0]
-        if empty:
-            warnings.warn(small_scenes_text(empty, size_hw, edge), SmallSceneWarning, stacklevel=2)
-        counts = np.array([len(rows) for rows, _ in parts], dtype=np.int64)
-        n = int(counts.sum())
-        columns: dict[str, np.ndarray] = {
-            "scene": np.repeat(np.arange(len(scenes), dtype=np.int32), counts),
-            "row_off": np.concatenate([r for r, _ in parts]).astype(np.int32)
-            if n
-            else np.zeros(0, np.int32),
-            "col_off": np.concatenate([c for _, c in parts]).astype(np.int32)
-            if n
-            else np.zeros(0, np.int32),
-            "height": np.full(n, size_hw[0], dtype=np.int32),
-            "width": np.full(n, size_hw[1], dtype=np.int32),
-        }
-        keys = sorted({k for s in scenes for k in s.properties})
-        for key in keys:
-            per_scene = np.array([s.properties.get(key) for s in scenes], dtype=object)
-            try:
-                per_scene = per_scene.astype(np.result_type(*[type(v) for v in per_scene]))
-            except (TypeError, ValueError):
-                pass  # mixed or non-numeric values stay Python objects
-            columns[key] = per_scene[columns["scene"]]
+        columns = grid_columns(scenes, size_hw, stride_hw, edge, stacklevel=2)
         return cls(scenes, columns, size=size_hw, stride=stride_hw, edge=edge, signer=signer)
 
     # -- the table ----------------------------------------------------------------------
@@ -280,16 +218,7 @@ class ChipIndex:
         """Return a copy of the index with columns added or replaced."""
         new = dict(self._columns)
         for name, values in columns.items():
-            array = np.asarray(values)
-            if name in WINDOW_COLUMNS:
-                raise InvalidParameterError(
-                    f"column {name!r} holds the windows; it is not replaced"
-                )
-            if array.shape[:1] != (len(self),):
-                raise InvalidParameterError(
-                    f"column {name!r} has {array.shape[:1]} values for {len(self)} chips"
-                )
-            new[name] = array
+            new[name] = checked_column(name, values, len(self))
         return self._replace(new)
 
     @property
@@ -298,29 +227,11 @@ class ChipIndex:
 
         :meth:`position` and :meth:`chip_id` do without them.
         """
-        if self._chip_ids is None:
-            names = scene_prefixes(self.scenes)
-            self._chip_ids = [
-                f"{names[s]}/{r}/{col}/{h}x{w}" for s, r, col, h, w in self._window_rows()
-            ]
-        return self._chip_ids
-
-    def _window_rows(self) -> Iterator[tuple[int, int, int, int, int]]:
-        """Yield ``(scene, row_off, col_off, height, width)`` of every chip as Python ints."""
-        c = self._columns
-        return zip(*(c[name].tolist() for name in WINDOW_COLUMNS), strict=True)
+        return self._ids.all()
 
     def chip_id(self, position: int) -> str:
         """Return the id of the chip at ``position`` (without building the whole id list)."""
-        if self._chip_ids is not None:
-            return self._chip_ids[position]
-        c = self._columns
-        scene = self.scenes[int(c["scene"][position])]
-        return (
-            f"{scene.id}/{level_name(scene.overview_level)}/{int(c['row_off'][position])}/"
-            f"{int(c['col_off'][position])}/{int(c['height'][position])}x"
-            f"{int(c['width'][position])}"
-        )
+        return self._ids.one(position)
 
     def position(self, chip_id: str) -> int:
         """Return the position of ``chip_id`` in this index (the last, if it holds it twice).
@@ -331,13 +242,7 @@ class ChipIndex:
         Raises:
             ChipNotFoundError: naming the id, if no chip has it.
         """
-        if self._positions is None:
-            try:
-                self._positions = IdLookup(self.scenes, self._columns)
-            except OverflowError:  # offsets past 2**21 px: the ids themselves, in a dict
-                ids = {cid: i for i, cid in enumerate(self.chip_ids)}
-                self._positions = _DictLookup(ids)
-        found = self._positions.find(chip_id) if isinstance(chip_id, str) else None
+        found = self._ids.find(chip_id) if isinstance(chip_id, str) else None
         if found is not None:
             return found
         raise ChipNotFoundError(
@@ -376,19 +281,7 @@ class ChipIndex:
 
         Rows of scenes without georeferencing are NaN; GCP scenes use their fitted transform.
         """
-        out = np.full((len(self), 4), np.nan)
-        c = self._columns
-        for position, rows in rows_by_scene(c["scene"]):
-            scene = self.scenes[position]
-            if scene.transform is not None:
-                out[rows] = window_bounds(
-                    tuple(scene.transform),
-                    c["row_off"][rows],
-                    c["col_off"][rows],
-                    c["height"][rows],
-                    c["width"][rows],
-                )
-        return out
+        return chip_bounds(self.scenes, self._columns)
 
     # -- selection and iteration ---------------------------------------------------------
 
@@ -416,32 +309,7 @@ class ChipIndex:
 
         Positions keep the order given (so a shuffled selection is shuffled).
         """
-        if isinstance(key, slice):
-            rows: np.ndarray | slice = key
-        else:
-            values = list(key) if not isinstance(key, np.ndarray) else key
-            if len(values) and isinstance(values[0], str):
-                rows = np.array([self.position(str(v)) for v in values], dtype=np.int64)
-            else:
-                rows = np.asarray(values)
-                if rows.dtype == bool:
-                    if rows.shape != (len(self),):
-                        raise InvalidParameterError(
-                            f"a boolean mask must have one value per chip ({len(self)}), "
-                            f"got shape {rows.shape}"
-                        )
-                elif len(rows) and not np.issubdtype(rows.dtype, np.integer):
-                    raise InvalidParameterError(
-                        f"select takes positions, a boolean mask, a slice or chip ids, got "
-                        f"values of dtype {rows.dtype}"
-                    )
-                else:
-                    rows = rows.astype(np.int64)
-                    bad = rows[(rows < -len(self)) | (rows >= len(self))]
-                    if len(bad):
-                        raise IndexError(
-                            f"chip position {int(bad[0])} is out of range for {len(self)} chips"
-                        )
+        rows = selected_rows(key, len(self), self.position)
         return self._replace({name: values[rows] for name, values in self._columns.items()})
 
     def _replace(self, columns: dict[str, np.ndarray]) -> ChipIndex:
@@ -479,15 +347,16 @@ class ChipIndex:
         return new
 
     def __iter__(self) -> Iterator[Chip]:
-        for chip_id, (s, r, col, h, w) in zip(self.chip_ids, self._window_rows(), strict=True):
+        c = self._columns
+        rows = zip(*(c[name].tolist() for name in WINDOW_COLUMNS), strict=True)
+        for chip_id, (s, r, col, h, w) in zip(self.chip_ids, rows, strict=True):
             yield Chip(chip_id, self.scenes[s], ChipWindow(r, col, h, w))
 
     # -- plumbing -------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_chip_ids"] = None  # derived; cheaper to rebuild than to pickle
-        state["_positions"] = None
+        del state["_ids"]  # derived; cheaper to rebuild than to pickle
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -496,6 +365,7 @@ class ChipIndex:
         state.setdefault("band_stats", None)
         state.setdefault("bands", None)
         self.__dict__.update(state)
+        self._ids = ChipIds(self.scenes, self._columns)
 
     def __repr__(self) -> str:
         return (
@@ -545,7 +415,7 @@ class ChipIndex:
         An existing index at ``path`` is replaced only once the new one is complete.
 
         ``progress`` shows ``"saving index"`` in rows written: by default on a terminal
-        from :data:`~geochips.io.parquet.AUTO_MIN_ROWS` rows; ``True``/``False``
+        from :data:`~geochips.io.index_save.AUTO_MIN_ROWS` rows; ``True``/``False``
         always/never, or a callable ``(done, total)`` (see :mod:`geochips.progress`).
         """
         saved, why_not = labels_.to_json(self.labels)

@@ -164,6 +164,10 @@ def window_bounds(
     return np.stack([xs.min(0), ys.min(0), xs.max(0), ys.max(0)], axis=-1)
 
 
+WINDOW_COLUMNS = ("scene", "row_off", "col_off", "height", "width")
+"""The columns of a chip table that hold its windows (``scene`` is a scene position)."""
+
+
 class ChipTable(Protocol):
     """What the layers below the index read of a table of chips.
 

@@ -7,5 +7,7 @@
 * :mod:`~geochips.io.reader` — chip windows, with handles per process and thread, retries
   and a check that each file still matches its header;
 * :mod:`~geochips.io.masks` — coarse valid masks from overviews;
-* :mod:`~geochips.io.parquet` — the saved index (GeoParquet).
+* :mod:`~geochips.io.scan` — what ``ChipIndex.build`` reads: sources, signer, headers;
+* :mod:`~geochips.io.parquet` — the saved index (GeoParquet, one file or a folder) and
+  loading it, whole or in part; :mod:`~geochips.io.index_save` writes it.
 """

@@ -153,3 +153,16 @@ def from_arrow(pa: Any, column: Any, name: str, dtype: np.dtype[Any], k: int | N
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
+
+
+def pyarrow_modules() -> tuple[Any, Any]:
+    """``pyarrow`` and ``pyarrow.parquet``, or an error that says how to install them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ImportError(
+            "saving and loading a chip index as GeoParquet needs pyarrow: "
+            "pip install geochips[parquet]"
+        ) from exc
+    return pa, pq

@@ -25,7 +25,9 @@ FORMAT = "geochips.ChipIndex"
 FILE_VERSION = 1
 """One Parquet file, the scene headers in its footer."""
 FOLDER_VERSION = 2
-"""A folder of part files and a scene table (:data:`~geochips.io.parquet.SCENES`)."""
+"""A folder of part files and a scene table (:data:`SCENES`)."""
+SCENES = "_scenes.parquet"
+"""The scene table of a folder."""
 
 
 class Header(NamedTuple):

@@ -1,4 +1,4 @@
-"""Saving a chip index as GeoParquet and loading it back exactly, or a part of it; no code runs.
+"""The saved chip index (GeoParquet), and loading it back exactly, or a part of it; no code runs.
 
 One row per chip::
 
@@ -23,18 +23,19 @@ Two layouts hold those rows, both GeoParquet that geopandas, GDAL, DuckDB and py
 **One file** (version 1, ``chips.parquet``): key-value metadata ``geo`` (GeoParquet 1.1) and
 ``geochips``: JSON with the format version, the grid parameters, the dtype of every column,
 the full scene headers, and the index's ``band_stats`` and labels when it has them. A footer
-holds at most :data:`FOOTER_LIMIT` bytes of it: readers refuse bigger ones.
+holds at most :data:`~geochips.io.index_save.FOOTER_LIMIT` bytes of it (readers refuse bigger).
 
-**A folder** (version 2, ``chips/``, any size): ``part-000000.parquet``, ... with
-:data:`PART_ROWS` rows each (each with its own ``geo`` metadata), and the scene table
-:data:`SCENES`, one row per scene (``scene``, ``scene_id``, ``overview_level``, ``crs``,
-``height``, ``width``, ``hrefs`` and the checked ``header`` JSON), whose ``geochips`` metadata
-is the file layout's without the scenes, plus the list of parts. Its leading ``_`` keeps it
-out of ``pyarrow.parquet.read_table("chips")`` and ``geopandas.read_parquet("chips")``;
-DuckDB reads ``'chips/part-*.parquet'``.
+**A folder** (version 2, ``chips/``, any size): ``part-000000.parquet``, ... of
+:data:`~geochips.io.index_save.PART_ROWS` rows each (each with its own ``geo`` metadata), and
+the scene table :data:`~geochips.io.index_meta.SCENES`, one row per scene (``scene``,
+``scene_id``, ``overview_level``, ``crs``, ``height``, ``width``, ``hrefs`` and the checked
+``header`` JSON), whose ``geochips`` metadata is the file layout's without the scenes, plus
+the list of parts. Its leading ``_`` keeps it out of ``pyarrow.parquet.read_table("chips")``
+and ``geopandas.read_parquet("chips")``; DuckDB reads ``'chips/part-*.parquet'``.
 
-Both are written in row groups of :data:`ROW_GROUP` chips, each built just before it is
-written (bounded memory), under a temporary name renamed at the end. Nothing is pickled:
+:mod:`geochips.io.index_save` writes both in row groups of
+:data:`~geochips.io.index_save.ROW_GROUP` chips, each built just before it is written (bounded
+memory), under a temporary name renamed at the end. Nothing is pickled:
 :func:`load_index` parses JSON and Arrow only, checks everything, and checks the stored chip
 ids against the ones rebuilt from scenes and windows. It can read a part: ``columns`` (which
 of the index's own columns), ``filters`` (pyarrow's, pruned by row-group statistics) and
@@ -44,244 +45,32 @@ signer is never saved; pass ``sign=`` when loading.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
-from geochips.bandstats import stats_to_json
 from geochips.errors import IndexFileError, InvalidParameterError
 from geochips.ids import scene_prefixes
-from geochips.io.arrow_codec import DERIVED, WINDOW, Bad, field, from_arrow, to_arrow
+from geochips.io.arrow_codec import WINDOW, Bad, field, from_arrow, pyarrow_modules
 from geochips.io.index_meta import (
     FILE_VERSION,
     FOLDER_VERSION,
-    FORMAT,
+    SCENES,
     check_band_stats,
     check_windows,
     decode_scenes,
     read_header,
 )
-from geochips.io.index_rows import RowGroups, chip_id_array
+from geochips.io.index_rows import chip_id_array
 from geochips.io.index_shards import Shard, read_rows
 from geochips.io.signing import SignSpec, resolve_signer
-from geochips.progress import ProgressSpec, start_progress
-from geochips.scene_json import scene_to_json, show
+from geochips.scene_json import show
 from geochips.windows import ChipTable
 
 T = TypeVar("T", bound=ChipTable)
-
-ROW_GROUP = 1 << 16
-"""Rows per Parquet row group (each with its bbox statistics, for readers that filter)."""
-PART_ROWS = 1 << 20
-"""Rows per part file of a folder."""
-SCENES = "_scenes.parquet"
-"""The scene table of a folder."""
-FOOTER_LIMIT = 32 << 20
-"""Most bytes of metadata one file takes: pyarrow refuses footers from ~75 MB (2 KB a scene
-with GCPs: ~16,000 such scenes, or ~50,000 plain ones); save bigger indexes to a folder."""
-AUTO_MIN_ROWS = 100_000
-"""``progress=None`` shows progress on a terminal from this many rows (about 2 s)."""
-
-
-def _pyarrow() -> tuple[Any, Any]:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ImportError(
-            "saving and loading a chip index as GeoParquet needs pyarrow: "
-            "pip install geochips[parquet]"
-        ) from exc
-    return pa, pq
-
-
-# -- save -----------------------------------------------------------------------------------
-
-
-def save_index(
-    index: ChipTable,
-    path: str | os.PathLike[str],
-    extra: dict[str, Any] | None = None,
-    progress: ProgressSpec = None,
-    folder: bool | None = None,
-) -> None:
-    """Write ``index`` as GeoParquet (see the module docstring for the layouts).
-
-    Args:
-        index: the chip table.
-        path: the file or folder to write.
-        extra: entries (JSON values, such as the index's labels) to join the ``geochips``
-            metadata; :func:`load_index` hands them back.
-        progress: ``"saving index"`` counted in rows as their row group is written;
-            ``None`` shows it when stderr is a terminal and there are at least
-            :data:`AUTO_MIN_ROWS` rows, ``True``/``False`` always/never, or a callable
-            ``(done, total)`` (see :mod:`geochips.progress`).
-        folder: write a folder; ``None``: when ``path`` ends with a separator or is a folder.
-
-    Raises:
-        InvalidParameterError: if a column cannot be stored or clashes with a derived one,
-            if ``path`` is a folder (or file) of something else, or if the scene headers are
-            too large for one file (save to a folder).
-        ImportError: without pyarrow (``pip install geochips[parquet]``).
-    """
-    pa, pq = _pyarrow()
-    final = os.fspath(path)
-    as_folder = (
-        folder if folder is not None else final.endswith(("/", os.sep)) or os.path.isdir(final)
-    )
-    final = final.rstrip("/" + os.sep) or final
-    clash = [c for c in index.column_names if c in DERIVED]
-    if clash:
-        raise InvalidParameterError(
-            f"column(s) {clash} clash with columns written from the scenes; rename them "
-            "before saving"
-        )
-    _check_target(final, as_folder)
-    # Whole columns go to Arrow first, so every row group gets one type per column.
-    own = {name: to_arrow(pa, name, np.asarray(index.column(name))) for name in index.column_names}
-    infos = [own[n][1] for n in WINDOW] + [info for n, (_, info) in own.items() if n not in WINDOW]
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "version": FOLDER_VERSION if as_folder else FILE_VERSION,
-        "size": None if index.size is None else list(index.size),
-        "stride": None if index.stride is None else list(index.stride),
-        "edge": index.edge,
-        "columns": infos,
-        **{k: v for k, v in (extra or {}).items() if v is not None},
-    }
-    stats = getattr(index, "band_stats", None)
-    if stats is not None:
-        meta["band_stats"] = stats_to_json(stats)
-    headers = [scene_to_json(s) for s in index.scenes]
-    groups = RowGroups(pa, index, {name: array for name, (array, _) in own.items()})
-    counter = start_progress(
-        progress, len(index), label="saving index", unit="row", auto_min=AUTO_MIN_ROWS
-    )
-    if not as_folder:
-        text = json.dumps({**meta, "scenes": headers}, default=str)
-        if len(text) > FOOTER_LIMIT:
-            raise InvalidParameterError(
-                f"the {len(index.scenes)} scene headers of this index take {len(text) >> 20} MB,"
-                f" more than one Parquet file's footer holds ({FOOTER_LIMIT >> 20} MB); save it "
-                f"to a folder: index.save({(final + '/')!r})"
-            )
-        with _replacing(final, as_folder=False) as partial:
-            _write_part(pq, partial, groups, range(len(index)), {"geochips": text}, counter.add)
-        return
-    with _replacing(final, as_folder=True) as partial:
-        parts = []
-        for k, start in enumerate(range(0, max(len(index), 1), PART_ROWS)):
-            name = f"part-{k:06d}.parquet"
-            rows = range(start, min(start + PART_ROWS, len(index)))
-            mark = json.dumps({"format": FORMAT, "version": FOLDER_VERSION, "part_of": SCENES})
-            _write_part(
-                pq, os.path.join(partial, name), groups, rows, {"geochips": mark}, counter.add
-            )
-            parts.append({"file": name, "rows": len(rows)})
-        table = pa.table(
-            {
-                "scene": pa.array(np.arange(len(index.scenes), dtype=np.int32)),
-                **{k: groups.per_scene[k] for k in ("scene_id", "overview_level", "crs")},
-                "height": pa.array([s.height for s in index.scenes], pa.int32()),
-                "width": pa.array([s.width for s in index.scenes], pa.int32()),
-                "hrefs": groups.per_scene["hrefs"],
-                "header": pa.array([json.dumps(h, default=str) for h in headers], pa.string()),
-            }
-        ).replace_schema_metadata({"geochips": json.dumps({**meta, "parts": parts}, default=str)})
-        pq.write_table(table, os.path.join(partial, SCENES), row_group_size=ROW_GROUP)
-
-
-def _write_part(
-    pq: Any,
-    target: str,
-    groups: RowGroups,
-    rows: range,
-    metadata: dict[str, str],
-    add: Callable[[int], None],
-) -> None:
-    """Write ``rows`` to one file, a row group at a time, with its ``geo`` metadata."""
-    groups.reset_extent()
-    writer = None
-    try:
-        for start in range(rows.start, max(rows.stop, rows.start + 1), ROW_GROUP):
-            table = groups.table(slice(start, min(start + ROW_GROUP, rows.stop)))
-            if writer is None:
-                schema = table.schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
-                writer = pq.ParquetWriter(target, schema)
-            writer.write_table(table.replace_schema_metadata(schema.metadata))
-            add(table.num_rows)
-        # The extent and geometry types are known once every footprint is: the footer,
-        # written at close, gets them (and the Arrow schema that readers take them from).
-        assert writer is not None  # the loop above runs at least once, even for no rows
-        final = schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
-        arrow = base64.b64encode(final.serialize().to_pybytes()).decode()
-        writer.add_key_value_metadata(
-            {"geo": final.metadata[b"geo"].decode(), "ARROW:schema": arrow}
-        )
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-def _check_target(final: str, as_folder: bool) -> None:
-    """Refuse to replace something that is not an index of the same layout."""
-    if as_folder and os.path.isfile(final):
-        raise InvalidParameterError(
-            f"{final!r} is a file; a folder index cannot replace it: remove it or save elsewhere"
-        )
-    if not as_folder and os.path.isdir(final):
-        raise InvalidParameterError(
-            f"{final!r} is a folder; save to a file path, or pass folder=True to replace the "
-            "folder index there"
-        )
-    if as_folder and os.path.isdir(final) and os.listdir(final):
-        if not os.path.isfile(os.path.join(final, SCENES)):
-            raise InvalidParameterError(
-                f"{final!r} is a folder that holds no geochips index (no {SCENES}); it is not "
-                "replaced: give an empty or new folder"
-            )
-
-
-@contextmanager
-def _replacing(final: str, as_folder: bool) -> Iterator[str]:
-    """A temporary path beside ``final`` that replaces it once the block ends without error.
-
-    A save that fails part-way leaves no file that looks like a whole index, and the older
-    index there, if any, is kept.
-    """
-    partial = f"{final}.partial-{os.getpid()}"
-    _remove(partial)
-    if as_folder:
-        os.makedirs(partial)
-    try:
-        yield partial
-        if not as_folder:
-            os.replace(partial, final)
-        elif os.path.isdir(final):
-            old = f"{final}.old-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(partial, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(partial, final)
-    finally:
-        _remove(partial)
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    elif os.path.exists(path):
-        os.remove(path)
-
-
-# -- load -----------------------------------------------------------------------------------
 
 
 def _fail(where: str, what: str) -> IndexFileError:
@@ -405,7 +194,7 @@ def load_index(
         InvalidParameterError: for ``columns``, ``filters`` or ``shard`` it cannot apply.
         ImportError: without pyarrow (``pip install geochips[parquet]``).
     """
-    pa, pq = _pyarrow()
+    pa, pq = pyarrow_modules()
     where = os.fspath(path).rstrip("/" + os.sep) or os.fspath(path)
     meta = _open(pq, where)
     part = Shard.of(shard, filters)

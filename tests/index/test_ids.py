@@ -31,7 +31,7 @@ def test_every_id_resolves_to_the_position_a_dict_of_ids_gives(picks, grid):
     fresh = full[[p % len(full) for p in picks]]  # no id list built yet
     for chip_id, position in expected.items():
         assert fresh.position(chip_id) == position
-    assert fresh._chip_ids is None  # found without making the ids
+    assert fresh._ids.listed is None  # found without making the ids
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,8 @@ from support.ranks import free_port, spawn_ranks
 import geochips
 from geochips import ChipIndex, IndexFileError
 from geochips.errors import InvalidParameterError
-from geochips.io import parquet
+from geochips.io import index_save
+from geochips.io.index_meta import SCENES
 
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
@@ -46,8 +47,8 @@ def index():
 @pytest.fixture
 def small_parts(monkeypatch):
     """Parts of 500 rows in row groups of 128, so a small index spans several of each."""
-    monkeypatch.setattr(parquet, "PART_ROWS", 500)
-    monkeypatch.setattr(parquet, "ROW_GROUP", 128)
+    monkeypatch.setattr(index_save, "PART_ROWS", 500)
+    monkeypatch.setattr(index_save, "ROW_GROUP", 128)
 
 
 def test_a_folder_round_trips_exactly_in_several_parts(index, tmp_path, small_parts):
@@ -55,7 +56,7 @@ def test_a_folder_round_trips_exactly_in_several_parts(index, tmp_path, small_pa
     index.save(f"{target}/")  # a trailing separator means a folder
     parts = sorted(p.name for p in target.iterdir())
     count = -(-len(index) // 500)
-    assert parts == [parquet.SCENES] + [f"part-{k:06d}.parquet" for k in range(count)]
+    assert parts == [SCENES] + [f"part-{k:06d}.parquet" for k in range(count)]
     assert pq.ParquetFile(target / "part-000000.parquet").num_row_groups == 4
     back = ChipIndex.load(target)
     assert_same_index(index, back)
@@ -76,14 +77,14 @@ def test_pyarrow_and_geopandas_read_every_chip_of_a_folder(index, tmp_path, smal
     assert frame.crs.to_string() in ("OGC:CRS84", "EPSG:4326") and frame.geometry.is_valid.all()
     expected = geopandas.GeoSeries(index.footprints("EPSG:4326"), crs="OGC:CRS84")
     assert frame.geometry.geom_equals_exact(expected, tolerance=1e-9).all()
-    scenes = pq.read_table(target / parquet.SCENES)
+    scenes = pq.read_table(target / SCENES)
     assert scenes.column("scene_id").to_pylist() == [s.id for s in index.scenes]
 
 
 def test_scene_headers_too_big_for_a_footer_are_refused_and_a_folder_holds_them(
     index, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(parquet, "FOOTER_LIMIT", 1000)
+    monkeypatch.setattr(index_save, "FOOTER_LIMIT", 1000)
     target = tmp_path / "chips.parquet"
     with pytest.raises(InvalidParameterError, match=r"save it to a folder: index\.save\('"):
         index.save(target)
@@ -178,7 +179,7 @@ def test_a_damaged_folder_is_an_index_file_error(index, tmp_path, small_parts):
     os.remove(target / "part-000001.parquet")
     with pytest.raises(IndexFileError, match=r"part file\(s\) \['part-000001.parquet'\] are"):
         ChipIndex.load(target)
-    os.remove(target / parquet.SCENES)
+    os.remove(target / SCENES)
     with pytest.raises(IndexFileError, match=r"cannot read .*_scenes.parquet.* does not exist"):
         ChipIndex.load(target)
 

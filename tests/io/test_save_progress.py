@@ -7,7 +7,7 @@ from affine import Affine
 from support.scenes import scene_header
 
 import geochips
-from geochips.io.parquet import ROW_GROUP
+from geochips.io.index_save import ROW_GROUP
 
 
 def test_save_counts_rows_to_the_end_and_writes_row_groups(tmp_path, capsys):
