@@ -33,6 +33,7 @@ from geochips.io.headers import read_header
 from geochips.io.reader import Reader
 from geochips.labels.vector import MASK_DTYPES, burn, check_value_fits, outside
 from geochips.scene import RESAMPLINGS, Scene, SceneSource
+from geochips.sources.stac import asset_hrefs
 from geochips.windows import ChipWindow
 
 LabelHref = str | Mapping[str, str] | Callable[[Scene], str]
@@ -46,11 +47,14 @@ class RasterLabels:
 
         labels = geochips.RasterLabels({"scene-a": "a_labels.tif", "scene-b": "b_labels.tif"})
         ds = geochips.ChipDataset(index, labels=labels)
+        # or the classification asset of the STAC items the index was built from:
+        labels = geochips.RasterLabels.from_stac(items, "classification")
 
     Args:
         source: the label raster of every scene (one path or URL: a map covering them
-            all), a ``{scene id: href}`` mapping, or a callable ``scene -> href`` given
-            each :class:`~geochips.scene.Scene`.
+            all), a ``{scene id: href}`` mapping (STAC item ids name the scenes built
+            from those items, see :meth:`from_stac`), or a callable ``scene -> href``
+            given each :class:`~geochips.scene.Scene`.
         band: the band of the label raster holding the classes (1-based).
         ignore_index: the mask value of label nodata and of pixels no label covers.
         resampling: how a label raster on another grid is resampled onto the scene's
@@ -83,19 +87,42 @@ class RasterLabels:
                 f"callable scene -> href, got {type(self.source).__name__}"
             )
 
+    @classmethod
+    def from_stac(cls, items: object, asset: str, **options: Any) -> RasterLabels:
+        """Labels from asset ``asset`` (e.g. a classification) of each scene's STAC item.
+
+        ``items`` are the items the index was built from, in any form
+        :meth:`ChipIndex.build` takes (Items, an ItemCollection, a search, Item JSON paths
+        or URLs); ``options`` are the other fields (``band``, ``ignore_index``, ...). The
+        hrefs are kept as a ``{item id: href}`` mapping, so the labels save with the index.
+        Hrefs the index's signer signs (Planetary Computer) are signed at read time.
+
+        Raises:
+            InvalidParameterError: naming the item, if one lacks the asset.
+        """
+        return cls(asset_hrefs(items, asset), **options)
+
     def href(self, scene: Scene) -> str:
         """The href of the label raster of ``scene``."""
         if isinstance(self.source, str):
             return self.source
         if isinstance(self.source, Mapping):
-            try:
-                return str(self.source[scene.id])
-            except KeyError:
-                raise InvalidParameterError(
-                    f"RasterLabels has no label raster for scene {scene.id!r}; its mapping "
-                    f"names {len(self.source)} scene(s) such as {list(self.source)[:3]}"
-                ) from None
+            for key in (scene.id, _item_id(scene)):
+                if key is not None and key in self.source:
+                    return str(self.source[key])
+            raise InvalidParameterError(
+                f"RasterLabels has no label raster for scene {scene.id!r}; its mapping "
+                f"names {len(self.source)} scene(s) such as {list(self.source)[:3]}"
+            )
         return str(self.source(scene))
+
+
+def _item_id(scene: Scene) -> str | None:
+    """The STAC item a scene was built from: its id without ``"/<asset>+<asset>"``."""
+    suffix = "/" + "+".join(scene.assets)
+    if scene.assets and scene.id.endswith(suffix):
+        return scene.id[: -len(suffix)]
+    return None
 
 
 @dataclass(frozen=True)

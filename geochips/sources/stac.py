@@ -240,6 +240,29 @@ def _property(item: pystac.Item, name: str) -> Any:
     return item.properties.get(name)
 
 
+def asset_hrefs(obj: object, asset: str) -> dict[str, str]:
+    """``{item id: absolute href}`` of asset ``asset`` of every STAC item in ``obj``.
+
+    ``obj`` is anything :func:`stac_sources` reads (Items, an ItemCollection, a search,
+    Item JSON paths or URLs, stac-geoparquet).
+
+    Raises:
+        InvalidParameterError: if an item lacks the asset (naming the item and its assets)
+            or ``obj`` holds no item.
+    """
+    out = {}
+    for item, base in _items(obj):
+        if asset not in item.assets:
+            raise InvalidParameterError(
+                f"STAC item {item.id!r} has no asset {asset!r}; its assets are "
+                f"{', '.join(sorted(item.assets))}"
+            )
+        out[item.id] = _absolute(item, asset, base)
+    if not out:
+        raise InvalidParameterError(f"no STAC item to take asset {asset!r} from")
+    return out
+
+
 def stac_sources(
     obj: object,
     *,

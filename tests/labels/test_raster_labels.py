@@ -8,6 +8,8 @@ and a whole-scene ``rasterio.warp.reproject`` (nearest) cut to each window.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ from geochips.errors import InvalidParameterError
 IMAGE = sample_data.path("spacenet_atlanta.tif")
 BUILDINGS = sample_data.path("spacenet_atlanta_buildings.geojson")
 IGNORE = 255
+STAC = Path(__file__).parents[1] / "data" / "stac"
 
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.TileAlignmentWarning")
 
@@ -172,3 +175,57 @@ def test_float_label_rasters_are_refused(tmp_path):
 def test_bad_raster_label_settings(kwargs, message):
     with pytest.raises(InvalidParameterError, match=message):
         geochips.RasterLabels("labels.tif", **kwargs)
+
+
+@pytest.fixture
+def s2_item_with_scl(tmp_path):
+    """The real Planetary Computer S2 item: B04 (10 m, real pixels) and a 20 m SCL asset.
+
+    The SCL classes are made from the real B04 pixels (averaged to 20 m, cut into classes
+    1..11), with 0 (nodata) in one corner, on exactly twice the 10 m grid.
+    """
+    b04 = tmp_path / "B04.tif"
+    shutil.copy(sample_data.path("scene_band1.tif"), b04)
+    with rasterio.open(b04) as src:
+        height, width = -(-src.height // 2), -(-src.width // 2)
+        coarse = src.read(1, out_shape=(height, width), resampling=Resampling.average)
+        edges = np.quantile(coarse[coarse > 0], np.linspace(0, 1, 12)[1:-1])
+        scl = (np.digitize(coarse, edges) + 1).astype("uint8")
+        scl[:20, :30] = 0
+        profile = {"driver": "GTiff", "height": height, "width": width, "count": 1,
+                   "dtype": "uint8", "nodata": 0, "crs": src.crs,
+                   "transform": src.transform @ Affine.scale(2), "tiled": True,
+                   "blockxsize": 128, "blockysize": 128}  # fmt: skip
+    with rasterio.open(tmp_path / "SCL.tif", "w", **profile) as dst:
+        dst.write(scl, 1)
+    item = json.loads((STAC / "s2-l2a.json").read_text())
+    item["assets"]["B04"]["href"] = str(b04)
+    item["assets"]["SCL"]["href"] = str(tmp_path / "SCL.tif")
+    path = tmp_path / "s2.json"
+    path.write_text(json.dumps(item))
+    return path, scl
+
+
+def test_labels_from_a_classification_asset_of_the_stac_item(s2_item_with_scl, tmp_path):
+    path, scl = s2_item_with_scl
+    index = geochips.ChipIndex.build(path, assets=["B04"], size=128, edge="pad")
+    labels = geochips.RasterLabels.from_stac(path, "SCL", dtype="uint8")
+    assert labels.source == {index.scenes[0].id.removesuffix("/B04"): str(tmp_path / "SCL.tif")}
+    # Nearest from 20 m onto 10 m: each class pixel is a 2 x 2 block; nodata is ignored.
+    expected = np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1)[: index.scenes[0].height]
+    expected = expected[:, : index.scenes[0].width]
+    expected[expected == 0] = IGNORE
+    assert len(np.unique(expected)) == 12
+    index.with_labels(labels).save(tmp_path / "chips.parquet")
+    loaded = geochips.ChipIndex.load(tmp_path / "chips.parquet")  # the labels saved with it
+    for ds in (geochips.ChipDataset(index, labels=labels), geochips.ChipDataset(loaded)):
+        for i in range(len(ds)):
+            sample = ds[i]  # padding past the scene is ignored too
+            want = cut(expected, sample["window"], fill=IGNORE)
+            np.testing.assert_array_equal(sample["mask"][0].numpy(), want, sample["chip_id"])
+
+
+def test_an_item_without_the_label_asset_is_named(s2_item_with_scl):
+    path, _ = s2_item_with_scl
+    with pytest.raises(InvalidParameterError, match=r"STAC item 'S2B_MSIL2A.*' has no asset 'lc'"):
+        geochips.RasterLabels.from_stac(path, "lc")
