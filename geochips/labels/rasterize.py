@@ -16,9 +16,16 @@ used when ``all_touched`` is off) does, for every polygon of the chip at once:
 Horizontal edges lying exactly on a scanline are the one case GDAL fills apart; they
 have no area, and the tests compare this with GDAL's output on real and random polygons.
 Anything else (lines, points, ``all_touched=True``) goes to GDAL.
+
+A scene's edges are taken out of its geometries once (:func:`polygon_edges`); each chip
+gathers those of the polygons it meets and sorts its crossings once, as integers: a
+crossing only matters through the column ``floor(x + 0.5)`` it starts or stops a span at,
+so sorting ``(polygon, row, column)`` keys pairs the same spans as sorting by ``x`` would.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import shapely
@@ -28,6 +35,35 @@ def polygonal(geometries: np.ndarray) -> bool:
     """Whether every geometry is a Polygon or MultiPolygon (what :func:`fill_polygons` burns)."""
     kinds = shapely.get_type_id(geometries)
     return bool(np.isin(kinds, (3, 6)).all())  # Polygon, MultiPolygon
+
+
+class Edges(NamedTuple):
+    """The non-horizontal edges of polygons, each ordered so that ``ya < yb``."""
+
+    xa: np.ndarray
+    ya: np.ndarray
+    xb: np.ndarray
+    yb: np.ndarray
+    starts: np.ndarray
+    """The edges of geometry ``g`` are ``starts[g]:starts[g + 1]``."""
+
+
+def polygon_edges(geometries: np.ndarray) -> Edges:
+    """The edges of (multi)polygons, over all their rings, grouped by geometry."""
+    parts, part_owner = shapely.get_parts(geometries, return_index=True)  # multipolygons
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
+    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    # Edges join consecutive vertices of one ring (rings are closed: last == first).
+    same = ring[1:] == ring[:-1]
+    x0, y0 = coords[:-1, 0][same], coords[:-1, 1][same]
+    x1, y1 = coords[1:, 0][same], coords[1:, 1][same]
+    owner = part_owner[ring_part][ring[:-1][same]]
+    down = y0 > y1  # order each edge so that ya < yb, as GDAL does
+    keep = y0 != y1  # horizontal edges cross no scanline
+    xa, ya = np.where(down, x1, x0)[keep], np.where(down, y1, y0)[keep]
+    xb, yb = np.where(down, x0, x1)[keep], np.where(down, y0, y1)[keep]
+    starts = np.searchsorted(owner[keep], np.arange(len(geometries) + 1))
+    return Edges(xa, ya, xb, yb, starts)
 
 
 def fill_polygons(
@@ -42,49 +78,61 @@ def fill_polygons(
     ``offset`` is the chip's ``(row_off, col_off)`` in the scene; ``out`` is not cleared
     first (fill it with the background).
     """
+    hits = np.arange(len(geometries))
+    fill_edges(polygon_edges(geometries), hits, values, offset, shape, out)
+
+
+def fill_edges(
+    edges: Edges,
+    hits: np.ndarray,
+    values: np.ndarray,
+    offset: tuple[int, int],
+    shape: tuple[int, int],
+    out: np.ndarray,
+) -> None:
+    """Burn the polygons ``hits`` (positions in ``edges``, in burning order) into ``out``.
+
+    ``values`` holds one value per hit; otherwise as :func:`fill_polygons`.
+    """
     height, width = shape
-    parts, part_owner = shapely.get_parts(geometries, return_index=True)  # multipolygons
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    owner = part_owner[ring_part]
-    coords, ring = shapely.get_coordinates(rings, return_index=True)
-    if not len(coords):
+    which, edge = _ranges(edges.starts[hits], edges.starts[hits + 1])
+    if not len(edge):
         return
-    # Edges join consecutive vertices of one ring (rings are closed: last == first).
-    same = ring[1:] == ring[:-1]
-    x0, y0 = coords[:-1, 0][same] - offset[1], coords[:-1, 1][same] - offset[0]
-    x1, y1 = coords[1:, 0][same] - offset[1], coords[1:, 1][same] - offset[0]
-    polygon = owner[ring[:-1][same]]
-    down = y0 > y1  # order each edge so that ya < yb, as GDAL does
-    xa, ya = np.where(down, x1, x0), np.where(down, y1, y0)
-    xb, yb = np.where(down, x0, x1), np.where(down, y0, y1)
-    # Rows whose centre line y = row + 0.5 satisfies ya <= y < yb (horizontal edges: none).
+    # Shifting both ends by the offset keeps their order (ya - r < yb - r, or both equal:
+    # then the edge crosses no row of the chip, as GDAL computes it in chip pixels).
+    xa, xb = edges.xa[edge] - offset[1], edges.xb[edge] - offset[1]
+    ya, yb = edges.ya[edge] - offset[0], edges.yb[edge] - offset[0]
+    # Rows whose centre line y = row + 0.5 satisfies ya <= y < yb.
     first = np.clip(np.ceil(ya - 0.5), 0, height).astype(np.int64)
     last = np.clip(np.ceil(yb - 0.5), 0, height).astype(np.int64)
-    edge, rows = _ranges(first, last)
+    crossing, rows = _ranges(first, last)
     if not len(rows):
         return
-    y = rows + 0.5
-    x = (y - ya[edge]) * (xb[edge] - xa[edge]) / (yb[edge] - ya[edge]) + xa[edge]
-    # Sorted by polygon, row, x: each (polygon, row) has an even number of crossings, so
-    # consecutive pairs are its spans.
-    by_x = np.argsort(x)
-    key = (polygon[edge] * (height + 1) + rows)[by_x]
-    order = by_x[np.argsort(key, kind="stable")]
-    x, rows, who = x[order], rows[order], polygon[edge][order]
-    start = np.clip(np.floor(x[0::2] + 0.5), 0, width).astype(np.int64)
-    stop = np.clip(np.floor(x[1::2] + 0.5), 0, width).astype(np.int64)
-    span_row, span_who = rows[0::2], who[0::2]
-    span, cols = _ranges(start, stop)
-    if not len(cols):
+    e = crossing
+    x = (rows + 0.5 - ya[e]) * (xb[e] - xa[e]) / (yb[e] - ya[e]) + xa[e]
+    # Each (polygon, row) has an even number of crossings: sorted, consecutive pairs are
+    # its spans, which fill the columns floor(xa + 0.5) <= col < floor(xb + 0.5).
+    cols = np.clip(np.floor(x + 0.5), 0, width).astype(np.int64)
+    key = (which[e] * height + rows) * (width + 1) + cols
+    if len(hits) * height * (width + 1) < 2**31:
+        key = key.astype(np.int32)  # sorts faster
+    group, col = np.divmod(np.sort(key), width + 1)
+    start, stop, span_group = col[0::2], col[1::2], group[0::2]
+    # Every pixel of every span, as flat positions in the chip.
+    count = np.maximum(stop - start, 0)
+    total = int(count.sum())
+    if not total:
         return
-    flat = span_row[span] * width + cols
+    span_row = span_group % height
+    base = span_row * width + start - (np.cumsum(count) - count)
+    flat = np.repeat(base, count) + np.arange(total)
     image = out.reshape(-1)
     if (values == values[0]).all():
         image[flat] = values[0]
         return
     # The last polygon over a pixel wins: the highest polygon number, then its value.
     latest = np.full(height * width, -1, dtype=np.int64)
-    np.maximum.at(latest, flat, span_who[span])
+    np.maximum.at(latest, flat, np.repeat(span_group // height, count))
     hit = latest >= 0
     image[hit] = values[latest[hit]]
 

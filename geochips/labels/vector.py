@@ -32,7 +32,7 @@ from geochips.coordinates import (
 )
 from geochips.errors import InvalidParameterError
 from geochips.io.vectors import Vectors, read_vectors
-from geochips.labels.rasterize import fill_polygons, polygonal
+from geochips.labels.rasterize import Edges, fill_edges, polygon_edges, polygonal
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -116,8 +116,9 @@ class _ScenePart:
     geometries: np.ndarray
     values: np.ndarray
     tree: shapely.STRtree
-    polygonal: bool
-    """Whether every geometry is a (multi)polygon, which NumPy burns (:mod:`.rasterize`)."""
+    edges: Edges | None
+    """The polygons' edges, when every geometry is a (multi)polygon, which NumPy burns
+    (:mod:`.rasterize`); ``None`` otherwise (GDAL burns them)."""
 
 
 class VectorLabeller:
@@ -187,7 +188,8 @@ class VectorLabeller:
         if invalid.any():
             pixels[invalid] = shapely.make_valid(pixels[invalid])
         values = self.values[hits]
-        return _ScenePart(pixels, values, shapely.STRtree(pixels), polygonal(pixels))
+        edges = polygon_edges(pixels) if polygonal(pixels) else None
+        return _ScenePart(pixels, values, shapely.STRtree(pixels), edges)
 
     def mask(self, scene: Scene, window: ChipWindow, out: np.ndarray | None = None) -> np.ndarray:
         """The chip's label mask, ``(1, height, width)`` (written into ``out`` when given)."""
@@ -196,10 +198,10 @@ class VectorLabeller:
         mask = np.empty((1, *shape), dtype=spec.dtype) if out is None else out
         part = self.part(scene)
         hits = self._hits(part, window)
-        if len(hits) and part.polygonal and not spec.all_touched:
+        if len(hits) and part.edges is not None and not spec.all_touched:
             mask[...] = 0
             offset = (window.row_off, window.col_off)
-            fill_polygons(part.geometries[hits], part.values[hits], offset, shape, mask[0])
+            fill_edges(part.edges, hits, part.values[hits], offset, shape, mask[0])
         elif len(hits):
             shapes = zip(part.geometries[hits], part.values[hits].tolist(), strict=True)
             mask[0] = burn(shapes, window, spec.all_touched, _BURN_DTYPES[spec.dtype])

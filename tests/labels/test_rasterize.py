@@ -8,7 +8,7 @@ import rasterio.features
 import shapely
 from affine import Affine
 
-from geochips.labels.rasterize import fill_polygons, polygonal
+from geochips.labels.rasterize import fill_edges, fill_polygons, polygon_edges, polygonal
 
 
 def gdal(geometries, values, offset, shape):
@@ -55,6 +55,23 @@ def test_random_polygons_burn_as_gdal_burns_them(seed):
     expected = gdal(polygons, values, offset, shape)
     assert expected.any()
     np.testing.assert_array_equal(ours(polygons, values, offset, shape), expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_edges_taken_once_burn_each_chip_as_gdal_burns_its_polygons(seed):
+    # As labels do: a scene's edges once, then per chip only the polygons that meet it.
+    rng = np.random.default_rng(100 + seed)
+    polygons = np.asarray(random_polygons(rng, 400, 512), dtype=object)
+    values = rng.integers(1, 6, len(polygons))
+    edges, tree = polygon_edges(polygons), shapely.STRtree(polygons)
+    for _ in range(6):
+        offset = (int(rng.integers(-40, 480)), int(rng.integers(-40, 480)))
+        shape = (int(rng.integers(16, 160)), int(rng.integers(16, 160)))
+        box = shapely.box(offset[1], offset[0], offset[1] + shape[1], offset[0] + shape[0])
+        hits = np.sort(tree.query(box))
+        out = np.zeros(shape, dtype=np.int64)
+        fill_edges(edges, hits, values[hits], offset, shape, out)
+        np.testing.assert_array_equal(out, gdal(polygons[hits], values[hits], offset, shape))
 
 
 def test_multipolygons_holes_and_one_class():
