@@ -1,11 +1,15 @@
 """Index operations from 100k to 10M chips: time, growth exponent (issue 14).
 
-python benchmarks/bench_scale.py [--sizes 100000 1000000 10000000]   # prints JSON
+python benchmarks/bench_scale.py [--sizes 100000 1000000 10000000] [--no-save]  # prints JSON
 
 Synthetic headers (no file is opened), as in the issue: 961 chips a scene (4096 px, size
 256, stride 128), scenes in three UTM zones. Each operation is timed once per size, in
 one process; ``exponent`` is the slope of log(time) against log(chips) from the smallest
-to the largest size (1.0 is linear).
+to the largest size (1.0 is linear). ``save`` writes the index as a folder (and, up to 1M
+chips, as one file) in a temporary directory, ``load`` reads it back whole and one shard of
+eight (``shard=(3, 8)``); ``*_rss_mb`` is the peak RSS the operation added to what the
+process held before it (Linux: the peak is reset through ``/proc/self/clear_refs``), and
+``index_mb`` the index's own arrays, for the target "peak RSS < 2x the index's own size".
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
 import time
 from typing import Any
 
@@ -58,7 +64,47 @@ def timed(fn: Any) -> float:
     return time.perf_counter() - started
 
 
-def measure(chips: int) -> dict[str, float]:
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field))
+
+
+def peak(fn: Any) -> tuple[float, float, Any]:
+    """``(seconds, MB of peak RSS above the RSS before, result)`` of ``fn()``."""
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # VmHWM := VmRSS
+    before = _rss_kb("VmRSS")
+    started = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - started
+    return seconds, (_rss_kb("VmHWM") - before) / 1024, out
+
+
+def files(index: ChipIndex, one_file: bool) -> dict[str, float]:
+    """Save and load times and peak RSS, as a folder (and one file)."""
+    out: dict[str, float] = {
+        "index_mb": sum(index.column(n).nbytes for n in index.column_names) / 2**20
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        layouts = {"folder": os.path.join(folder, "chips") + os.sep}
+        if one_file:
+            layouts["file"] = os.path.join(folder, "chips.parquet")
+        for name, path in layouts.items():
+            saved = peak(lambda p=path: index.save(p))
+            out[f"save_{name}_s"], out[f"save_{name}_rss_mb"] = saved[:2]
+            out[f"load_{name}_s"], out[f"load_{name}_rss_mb"], loaded = peak(
+                lambda p=path: ChipIndex.load(p)
+            )
+            assert len(loaded) == len(index)
+            del loaded
+        out["load_shard_s"], out["load_shard_rss_mb"], share = peak(
+            lambda: ChipIndex.load(layouts["folder"], shard=(3, 8))
+        )
+        out["shard_chips"] = len(share)
+    return out
+
+
+def measure(chips: int, save: bool) -> dict[str, float]:
     index = ChipIndex.from_scenes(scenes(max(1, chips // CHIPS_PER_SCENE)), size=256, stride=128)
     aoi = shapely.box(0.0, 40.0, 6.0, 60.0)  # lon/lat: part of zone 31's scenes
     middle = index.chip_id(len(index) // 2)
@@ -67,19 +113,21 @@ def measure(chips: int) -> dict[str, float]:
         "bounds_s": timed(index.bounds),
         "filter_aoi_s": timed(lambda: filter_aoi(index, aoi, crs="EPSG:4326")),
         "first_position_s": timed(lambda: index.position(middle)),
+        **(files(index, one_file=chips <= 1_000_000) if save else {}),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--no-save", action="store_true", help="skip save and load")
     args = parser.parse_args()
-    rows = [measure(n) for n in args.sizes]
+    rows = [measure(n, not args.no_save) for n in args.sizes]
     first, last = rows[0], rows[-1]
     growth = {
         key: math.log(last[key] / first[key]) / math.log(last["chips"] / first["chips"])
         for key in first
-        if key.endswith("_s") and len(rows) > 1 and first[key] > 0
+        if key.endswith("_s") and len(rows) > 1 and first[key] > 0 and key in last
     }
     print(json.dumps({"rows": rows, "exponent": growth}))
 
