@@ -31,11 +31,16 @@ CHIPS_PER_SCENE = 961
 
 
 def scenes(count: int) -> list[Scene]:
-    """``count`` 4096 px scenes on a grid in UTM zones 31-33 (10 m pixels)."""
+    """``count`` 4096 px scenes (10 m pixels) in UTM zones 31-33, as an archive holds them.
+
+    Each zone has 480 tiles, 12 across and 40 down, 41 km apart (lat ~48-63 N, inside the
+    zone, where chips are straight in lon/lat); past 1,440 scenes the tiles are revisited.
+    """
     out = []
     for i in range(count):
         zone = 31 + i % 3
-        col, row = (i // 3) % 100, (i // 3) // 100
+        tile = (i // 3) % 480
+        col, row = tile % 12, tile // 12
         out.append(
             Scene(
                 id=f"S2_{i:06d}/B04",
@@ -48,7 +53,7 @@ def scenes(count: int) -> list[Scene]:
                 dtype="uint16",
                 nodata=0.0,
                 crs=f"EPSG:326{zone}",
-                transform=Affine(10.0, 0.0, 200_000.0 + col * 41_000, 0.0, -10.0,
+                transform=Affine(10.0, 0.0, 254_000.0 + col * 41_000, 0.0, -10.0,
                                  7_000_000.0 - row * 41_000),
                 georef="transform",
                 block_shape=(512, 512),

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
@@ -53,7 +53,9 @@ __all__ = [
     "EQUAL_AREA",
     "LONLAT",
     "STRAIGHT",
+    "Footprints",
     "cut_antimeridian",
+    "footprint_parts",
     "footprints",
     "gcp_transformer",
     "has_ground",
@@ -75,6 +77,25 @@ STRAIGHT = 0.01
 are kept straight (4-corner polygons)."""
 
 
+class Footprints(NamedTuple):
+    """Footprints, the straight 4-corner ones kept as corners (no shapely object made)."""
+
+    corners: np.ndarray
+    """``(n, 4, 2)`` float64 ``x, y`` of each quad's corners, in ring order (NaN elsewhere)."""
+    quad: np.ndarray
+    """``(n,)`` bool: the footprint is the polygon of its four corners."""
+    other: np.ndarray
+    """``(n,)`` object: the footprint where it is not a quad (``None``: unknown)."""
+
+    def geometries(self) -> np.ndarray:
+        """Every footprint as a shapely geometry (``None`` where unknown)."""
+        out = self.other.copy()
+        if self.quad.any():
+            quads = self.corners[self.quad]
+            out[self.quad] = _polygons(quads[..., 0], quads[..., 1])
+        return out
+
+
 def footprints(
     scenes: Sequence[Scene],
     columns: dict[str, np.ndarray],
@@ -91,8 +112,22 @@ def footprints(
         points_per_side: densification of each window side when edges are not straight
             in the target frame (reprojection, GCPs).
     """
+    return footprint_parts(scenes, columns, frame, points_per_side=points_per_side).geometries()
+
+
+def footprint_parts(
+    scenes: Sequence[Scene],
+    columns: dict[str, np.ndarray],
+    frame: str = "scene",
+    *,
+    points_per_side: int = DENSIFY,
+) -> Footprints:
+    """:func:`footprints`, with the straight ones as corners (what a writer of WKB wants)."""
     scene_col = np.asarray(columns["scene"])
-    out = np.full(len(scene_col), None, dtype=object)
+    n = len(scene_col)
+    parts = Footprints(
+        np.full((n, 4, 2), np.nan), np.zeros(n, dtype=bool), np.full(n, None, dtype=object)
+    )
     for s, rows in rows_by_scene(scene_col):
         scene = scenes[s]
         r_off, c_off, hgt, wid = (
@@ -100,7 +135,7 @@ def footprints(
         )
         if frame == "pixel":
             r, c, h, w = (v.astype(np.float64) for v in (r_off, c_off, hgt, wid))
-            out[rows] = shapely.box(c, r, c + w, r + h)
+            parts.other[rows] = shapely.box(c, r, c + w, r + h)
             continue
         if scene.georef == "none" or (frame != "scene" and not has_ground(scene)):
             continue
@@ -113,7 +148,8 @@ def footprints(
             polar = polar_footprints(scene, window, poles)
             if polar is not None:
                 at_pole, geoms = polar
-                out[rows[at_pole]] = geoms if same_crs(frame, LONLAT) else _project(geoms, frame)
+                lonlat = same_crs(frame, LONLAT)
+                parts.other[rows[at_pole]] = geoms if lonlat else _project(geoms, frame)
                 rows, window = rows[~at_pole], tuple(v[~at_pole] for v in window)
                 if not len(rows):
                     continue
@@ -122,18 +158,25 @@ def footprints(
                 # curve strongly in lon/lat and need more points than elsewhere.
                 dense = max(points_per_side, POLAR_DENSIFY // 4)
         if native and scene.georef == "transform":
-            out[rows] = _scene_polygons(scene, frame, native, window, 1)[0]
+            _put(parts, rows, _scene_polygons(scene, frame, native, window, 1))
             continue
         # Probe with the side midpoints: most chips are straight enough for 4 corners,
         # and only the others are densified (a quarter of the points to reproject).
         probe = min(2, points_per_side)
-        polys, straight = _scene_polygons(scene, frame, native, window, probe)
-        curved = ~straight
-        if curved.any() and dense > probe:
+        again = dense > probe  # curved chips are made again from more points
+        found = _scene_polygons(scene, frame, native, window, probe, curved=not again)
+        _put(parts, rows, found)
+        curved = ~found.quad
+        if curved.any() and again:
             sub = tuple(v[curved] for v in window)
-            polys[curved] = _scene_polygons(scene, frame, native, sub, dense)[0]
-        out[rows] = polys
-    return out
+            _put(parts, rows[curved], _scene_polygons(scene, frame, native, sub, dense))
+    return parts
+
+
+def _put(parts: Footprints, rows: np.ndarray, found: Footprints) -> None:
+    parts.corners[rows] = found.corners
+    parts.quad[rows] = found.quad
+    parts.other[rows] = found.other
 
 
 def _scene_polygons(
@@ -142,10 +185,13 @@ def _scene_polygons(
     native: bool,
     window: tuple[np.ndarray, ...],
     k: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    *,
+    curved: bool = True,
+) -> Footprints:
     """Footprints of windows of one scene in ``frame`` from ``k`` points per side.
 
-    Returns the polygons and whether each was found straight (and kept as 4 corners).
+    Those found straight are kept as their 4 corners (``quad``); the others are polygons
+    of every point, or left ``None`` without ``curved``.
     """
     r_off, c_off, hgt, wid = window
     pixels = np.maximum(hgt, wid)
@@ -155,23 +201,24 @@ def _scene_polygons(
     uc, ur, back = _distinct(cols, prows)
     xs, ys = pixel_to_scene_crs(scene, uc, ur)
     if native:
-        return _ring_polygons(xs[back].reshape(cols.shape), ys[back].reshape(cols.shape), k, pixels)
+        xs, ys = xs[back].reshape(cols.shape), ys[back].reshape(cols.shape)
+        return _ring_polygons(xs, ys, k, pixels, curved)
     lons, lats = _to_lonlat(scene.crs, xs, ys)
     lons, lats = unwrap_longitudes(lons[back].reshape(cols.shape)), lats[back].reshape(cols.shape)
     to_frame = not same_crs(frame, LONLAT)
     crossing = (lons.max(axis=1) > 180.0) | (lons.min(axis=1) < -180.0)
-    polys = np.empty(len(r_off), dtype=object)
-    straight = np.zeros(len(r_off), dtype=bool)
+    n = len(r_off)
+    out = Footprints(np.full((n, 4, 2), np.nan), np.zeros(n, dtype=bool), np.full(n, None, object))
     if crossing.any():
         cut = cut_antimeridian(_polygons(lons[crossing], lats[crossing]))
-        polys[crossing] = _project(cut, frame) if to_frame else cut
+        out.other[crossing] = _project(cut, frame) if to_frame else cut
     plain = ~crossing
     if plain.any():
         px, py = lons[plain], lats[plain]
         if to_frame:
             px, py = reproject_points(LONLAT, frame, px, py)
-        polys[plain], straight[plain] = _ring_polygons(px, py, k, pixels[plain])
-    return polys, straight
+        _put(out, np.flatnonzero(plain), _ring_polygons(px, py, k, pixels[plain], curved))
+    return out
 
 
 def _distinct(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,31 +241,32 @@ def _polygons(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def _ring_polygons(
-    xs: np.ndarray, ys: np.ndarray, k: int, pixels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    xs: np.ndarray, ys: np.ndarray, k: int, pixels: np.ndarray, curved: bool = True
+) -> Footprints:
     """Polygons from densified rings, keeping only the corners where the edges are straight.
 
     A ring whose intermediate points lie within :data:`STRAIGHT` pixels (a pixel being the
-    longest side over ``pixels``) of the chords between its corners becomes a 4-corner
-    polygon: small chips barely curve when reprojected, and 5-vertex polygons intersect
-    several times faster than 33-vertex ones. Returns the polygons and that test.
+    longest side over ``pixels``) of the chords between its corners is a quad, its 4
+    corners: small chips barely curve when reprojected, and 5-vertex polygons intersect
+    several times faster than 33-vertex ones. The others are polygons of every point
+    (or ``None`` without ``curved``).
     """
+    corner = np.arange(4) * k
+    cx, cy = xs[:, corner], ys[:, corner]
+    corners = np.stack([cx, cy], axis=-1)
+    other = np.full(len(xs), None, dtype=object)
     if k == 1:
-        return _polygons(xs, ys), np.ones(len(xs), dtype=bool)
-    corners = np.arange(4) * k
-    cx, cy = xs[:, corners], ys[:, corners]
+        return Footprints(corners, np.ones(len(xs), dtype=bool), other)
     t = np.arange(k) / k
     chord_x = (cx[:, :, None] + t * (np.roll(cx, -1, axis=1) - cx)[:, :, None]).reshape(xs.shape)
     chord_y = (cy[:, :, None] + t * (np.roll(cy, -1, axis=1) - cy)[:, :, None]).reshape(ys.shape)
     deviation = np.hypot(xs - chord_x, ys - chord_y).max(axis=1)
     side = np.hypot(np.diff(cx, axis=1), np.diff(cy, axis=1)).max(axis=1)
     straight = deviation <= STRAIGHT * side / pixels
-    out = np.empty(len(xs), dtype=object)
-    if straight.any():
-        out[straight] = _polygons(cx[straight], cy[straight])
-    if (~straight).any():
-        out[~straight] = _polygons(xs[~straight], ys[~straight])
-    return out, straight
+    if curved and (~straight).any():
+        other[~straight] = _polygons(xs[~straight], ys[~straight])
+    corners[~straight] = np.nan
+    return Footprints(corners, straight, other)
 
 
 def _to_lonlat(crs: str | None, xs: np.ndarray, ys: np.ndarray) -> tuple[Any, Any]:

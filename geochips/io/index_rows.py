@@ -3,9 +3,11 @@
 :class:`RowGroups` turns row ranges of a chip table into Arrow tables: its own columns, the
 columns derived from scenes and windows (chip id, scene id, unsigned hrefs, assets, level,
 CRS) taken from one small per-scene array each, the footprint in longitude/latitude as WKB
-and its bbox covering. Nothing is kept of a group once it is built, except the extent and
-geometry types the GeoParquet metadata reports (:meth:`RowGroups.geo`). :func:`chip_id_array`
-spells chip ids the way :mod:`geochips.ids` does, in Arrow, to write and to check them.
+and its bbox covering. Footprints that are quads (almost all) become WKB straight from their
+corners, with NumPy (:func:`quad_wkb`), not through a shapely object each. Nothing is kept
+of a group once it is built, except the extent and geometry types the GeoParquet metadata
+reports (:meth:`RowGroups.geo`). :func:`chip_id_array` spells chip ids the way
+:mod:`geochips.ids` does, in Arrow, to write and to check them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import shapely
 from rasterio.crs import CRS
 
-from geochips.footprints import LONLAT, footprints
+from geochips.footprints import LONLAT, Footprints, footprint_parts
 from geochips.ids import scene_prefixes
 from geochips.io.arrow_codec import WINDOW
 from geochips.scene import Scene
@@ -25,6 +27,10 @@ from geochips.scene_json import _safe_href
 from geochips.windows import ChipTable
 
 BBOX = ("xmin", "ymin", "xmax", "ymax")
+_QUAD = np.dtype(
+    [("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("points", "<u4"), ("xy", "<f8", (10,))]
+)
+"""WKB of a polygon of one closed ring of 5 points: 93 bytes (ISO WKB, little-endian)."""
 GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
                   "MultiLineString", "MultiPolygon", "GeometryCollection")  # fmt: skip
 """GeoParquet's names of shapely's geometry type ids."""
@@ -44,6 +50,38 @@ def chip_id_array(pa: Any, prefixes: Any, columns: dict[str, Any]) -> Any:
     size = pc.binary_join_element_wise(text["height"], text["width"], "x")
     scene = prefixes.take(pa.array(columns["scene"]))
     return pc.binary_join_element_wise(scene, text["row_off"], text["col_off"], size, "/")
+
+
+def quad_wkb(corners: np.ndarray) -> np.ndarray:
+    """WKB of the polygons of ``(n, 4, 2)`` corners, as ``(n, 93)`` bytes.
+
+    The bytes shapely writes for the same polygons (``shapely.to_wkb``, 2D, little-endian).
+    """
+    out = np.empty(len(corners), dtype=_QUAD)
+    out["order"], out["type"], out["rings"], out["points"] = 1, 3, 1, 5
+    out["xy"] = np.concatenate([corners, corners[:, :1]], axis=1).reshape(len(corners), 10)
+    return out.view(np.uint8).reshape(len(corners), _QUAD.itemsize)
+
+
+def _wkb_array(pa: Any, parts: Footprints) -> tuple[Any, np.ndarray, np.ndarray]:
+    """The Arrow WKB column of footprints, their bounds and whether each is known."""
+    n = len(parts.quad)
+    present = parts.quad | ~shapely.is_missing(parts.other)
+    bounds = np.full((n, 4), np.nan)
+    corners = parts.corners[parts.quad]
+    bounds[parts.quad] = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+    if parts.quad.all():  # the usual row group: one buffer, no Python object per row
+        offsets = np.arange(n + 1, dtype=np.int32) * np.int32(_QUAD.itemsize)  # n <= ROW_GROUP
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(quad_wkb(parts.corners))]
+        return pa.Array.from_buffers(pa.binary(), n, buffers), bounds, present
+    wkb = np.full(n, None, dtype=object)
+    others = present & ~parts.quad
+    if others.any():
+        bounds[others] = shapely.bounds(parts.other[others])
+        wkb[others] = shapely.to_wkb(parts.other[others], output_dimension=2)
+    if parts.quad.any():
+        wkb[parts.quad] = quad_wkb(corners).view(f"V{_QUAD.itemsize}").ravel().tolist()
+    return pa.array(wkb, pa.binary()), bounds, present
 
 
 class RowGroups:
@@ -73,18 +111,16 @@ class RowGroups:
         """The Arrow table of ``rows``: derived columns first, then the index's own."""
         pa = self.pa
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
-        geoms = footprints(self.index.scenes, window, LONLAT)
-        present = ~shapely.is_missing(geoms)
-        bounds = np.full((len(geoms), 4), np.nan)
-        wkb = np.full(len(geoms), None, dtype=object)
+        parts = footprint_parts(self.index.scenes, window, LONLAT)
+        geometry, bounds, present = _wkb_array(pa, parts)
         if present.any():
-            bounds[present] = shapely.bounds(geoms[present])
-            wkb[present] = shapely.to_wkb(geoms[present], output_dimension=2)
             self.low = np.fmin(self.low, bounds[present, :2].min(0))
             self.high = np.fmax(self.high, bounds[present, 2:].max(0))
-            self.types |= set(shapely.get_type_id(geoms[present]).tolist())
+            others = present & ~parts.quad
+            self.types |= {3} if parts.quad.any() else set()
+            self.types |= set(shapely.get_type_id(parts.other[others]).tolist())
         at = pa.array(window["scene"])
-        count = len(geoms)
+        count = len(present)
         own = {name: array.slice(rows.start, count) for name, array in self.own.items()}
         arrays: dict[str, Any] = {
             "chip_id": chip_id_array(pa, self.prefixes, window),
@@ -92,7 +128,7 @@ class RowGroups:
             **{name: own[name] for name in WINDOW},
             **{k: self.per_scene[k].take(at) for k in ("hrefs", "assets", "overview_level", "crs")},
             **{name: array for name, array in own.items() if name not in WINDOW},
-            "geometry": pa.array(wkb, pa.binary()),
+            "geometry": geometry,
             "bbox": pa.StructArray.from_arrays(
                 [pa.array(bounds[:, k]) for k in range(4)],
                 names=list(BBOX),

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import rasterio
+import shapely
 import torch.distributed as dist
 from rasterio.windows import Window
 from support.oracles import assert_same_index
@@ -29,6 +30,7 @@ from geochips.io.index_meta import SCENES
 pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWarning")
 
 DATA = Path(__file__).parents[1] / "data"
+BBOX = ("xmin", "ymin", "xmax", "ymax")
 SOURCES = [str(DATA / "mosaic_cog1_ov0.tif"), str(DATA / "cog_dateline.tif")]
 
 
@@ -71,6 +73,9 @@ def test_pyarrow_and_geopandas_read_every_chip_of_a_folder(index, tmp_path, smal
     index.save(target, folder=True)
     table = pq.read_table(target)  # the scene table's leading "_" keeps it out
     assert table.column("chip_id").to_pylist() == index.chip_ids
+    # The bytes shapely writes, in row groups with the antimeridian's MultiPolygons too.
+    wkb = shapely.to_wkb(index.footprints("EPSG:4326"), output_dimension=2)
+    assert table.column("geometry").to_pylist() == list(wkb)
     geopandas = pytest.importorskip("geopandas")
     frame = geopandas.read_parquet(target)
     assert list(frame["chip_id"]) == index.chip_ids
@@ -79,6 +84,20 @@ def test_pyarrow_and_geopandas_read_every_chip_of_a_folder(index, tmp_path, smal
     assert frame.geometry.geom_equals_exact(expected, tolerance=1e-9).all()
     scenes = pq.read_table(target / SCENES)
     assert scenes.column("scene_id").to_pylist() == [s.id for s in index.scenes]
+
+
+def test_row_groups_of_quads_are_the_wkb_shapely_writes(index, tmp_path, small_parts):
+    # Without the antimeridian scene every footprint is a quad, written from its corners.
+    quads = index[index.column("scene") != 1]
+    quads.save(tmp_path / "quads.parquet")
+    table = pq.read_table(tmp_path / "quads.parquet")
+    wkb = shapely.to_wkb(quads.footprints("EPSG:4326"), output_dimension=2)
+    assert set(shapely.get_type_id(shapely.from_wkb(wkb)).tolist()) == {3}
+    assert table.column("geometry").to_pylist() == list(wkb)
+    geo = json.loads(table.schema.metadata[b"geo"])["columns"]["geometry"]
+    assert geo["geometry_types"] == ["Polygon"]
+    bbox = [table.column("bbox").combine_chunks().field(k).to_numpy() for k in BBOX]
+    np.testing.assert_array_equal(np.stack(bbox, axis=1), shapely.bounds(shapely.from_wkb(wkb)))
 
 
 def test_scene_headers_too_big_for_a_footer_are_refused_and_a_folder_holds_them(

@@ -107,6 +107,9 @@ def test_the_file_is_geoparquet_that_pyarrow_reads(index, tmp_path):
     assert first["chip_id"] == index.chip_ids[0]
     assert first["hrefs"] == list(index.scene_of(0).hrefs) and first["assets"] == []
     assert first["overview_level"] is None and first["split"] == "train"
+    # Quads are written from their corners: the bytes shapely writes for the footprints.
+    expected = shapely.to_wkb(index.footprints("EPSG:4326"), output_dimension=2)
+    assert table.column("geometry").to_pylist() == list(expected)
     # The bbox covering column agrees with the geometry.
     bbox = np.array([[r["bbox"][k] for k in ("xmin", "ymin", "xmax", "ymax")] for r in rows])
     assert np.allclose(bbox, shapely.bounds(geoms))
