@@ -298,3 +298,18 @@ def test_tile_lookup_marks_every_touched_tile():
     expected[1, 0:2] = True  # rows 40..60, columns 10..40
     expected[2:4, 2] = True  # rows 95..100 (clipped), columns 85..90
     assert np.array_equal(got, expected)
+
+
+def test_progress_counts_the_tiles_written_by_every_worker(tmp_path):
+    paths = [
+        write_scene(tmp_path / f"s{i}.tif", height=256, width=256, count=1, blocksize=64)
+        for i in range(3)
+    ]
+    index = geochips.ChipIndex.build(paths, size=64)
+    total = plan_localize(index, tmp_path / "local").tiles
+    calls: list[tuple[int, int]] = []
+    geochips.localize(
+        index, tmp_path / "local", workers=3, progress=lambda d, t: calls.append((d, t))
+    )
+    assert total == 48 and calls[-1] == (48, 48)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
