@@ -9,7 +9,8 @@ through a :class:`~geochips.io.reader.Reader` (the index's signing, GDAL options
 and checks of a changed file), so a copy holds what a chip read of the original returns.
 
 A copy is written under ``<path>.partial-<pid>-<thread>.tif`` and renamed onto ``path``
-once complete: a stopped run never leaves a file that looks complete. The GDAL metadata
+once complete: a stopped run never leaves a file that looks complete (and its partial
+file is removed by the next run, once its process is gone). The GDAL metadata
 item :data:`TAG` of a copy says what it holds: the source hrefs (tokens redacted), level,
 codec and the bitmap of tiles written (GDAL also leaves out tiles that are all nodata, so
 the file's own tile table cannot tell a tile never written from an empty one). A later
@@ -251,6 +252,7 @@ def write_copy(copy: Copy, reader: Reader, on_tiles: Callable[[int], None]) -> S
     """
     scene = copy.scene
     os.makedirs(os.path.dirname(os.path.abspath(copy.path)), exist_ok=True)
+    _remove_stale(copy.path)
     partial = f"{copy.path}.partial-{os.getpid()}-{threading.get_ident()}.tif"
     try:
         with _quiet(), _open(copy, partial) as dst:
@@ -266,6 +268,21 @@ def write_copy(copy: Copy, reader: Reader, on_tiles: Callable[[int], None]) -> S
         if os.path.exists(partial):
             os.remove(partial)
     return copy.local_scene()
+
+
+def _remove_stale(path: str) -> None:
+    """Remove the partial files of ``path`` left by processes that no longer run."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for entry in os.listdir(folder):
+        match = re.fullmatch(re.escape(name) + r"\.partial-(\d+)-\d+\.tif", entry)
+        if match is None or int(match[1]) == os.getpid():
+            continue
+        try:
+            os.kill(int(match[1]), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            os.remove(os.path.join(folder, entry))
+        except (PermissionError, OverflowError):
+            pass  # another user's process, or no such pid on this system
 
 
 def _open(copy: Copy, partial: str) -> Any:

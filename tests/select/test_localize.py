@@ -244,8 +244,12 @@ def test_a_failed_copy_leaves_no_file_that_looks_complete(tmp_path):
     with pytest.raises(SceneReadError, match="gone"):
         geochips.localize(index, folder, workers=2)
     assert sorted(os.listdir(folder)) == ["good-full.tif"]  # no partial file is left
+    # The partial file of a run killed half way (its process gone) is removed next time.
+    stale = folder / "gone-full.tif.partial-4194305-1.tif"  # above Linux's largest pid
+    stale.write_bytes(b"half a file")
     shutil.copy(good, gone)
     assert_same_chips(index, geochips.localize(index, folder))
+    assert sorted(os.listdir(folder)) == ["gone-full.tif", "good-full.tif"]
 
 
 def test_a_folder_without_the_space_is_refused_before_writing(tmp_path):
@@ -313,3 +317,15 @@ def test_progress_counts_the_tiles_written_by_every_worker(tmp_path):
     )
     assert total == 48 and calls[-1] == (48, 48)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+@pytest.mark.parametrize("codec", ["lzw", "deflate"])
+def test_every_codec_keeps_every_pixel_and_the_index_steps_still_work(tmp_path, codec):
+    files = [str(sample_data.path(n)) for n in ("cog_gcps.tif", "RGB.byte.tif")]
+    index = geochips.ChipIndex.build(files, size=128)[::3]
+    local = geochips.localize(index, tmp_path, codec, workers=2)
+    # A checksum covers every band of a chip: the copies hold the same pixels.
+    theirs = geochips.record_checksums(index).column("checksum")
+    assert geochips.record_checksums(local).column("checksum").tolist() == theirs.tolist()
+    valid = geochips.estimate_valid(index).column("valid_fraction")
+    assert geochips.estimate_valid(local).column("valid_fraction").tolist() == valid.tolist()
