@@ -25,7 +25,8 @@ import numpy as np
 
 from geochips.errors import DiskSpaceError, InvalidParameterError, SceneReadError
 from geochips.index import ChipIndex
-from geochips.io import localize as copying
+from geochips.io import copies as copying
+from geochips.io.localize import write_copy
 from geochips.io.reader import Reader
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
@@ -158,9 +159,7 @@ def localize(
             thread_name_prefix="geochips",
             initializer=reader.own_thread,
         ) as pool:
-            futures = {
-                pool.submit(copying.write_copy, c, reader, count): p for p, c in pending.items()
-            }
+            futures = {pool.submit(write_copy, c, reader, count): p for p, c in pending.items()}
             for future in as_completed(futures):
                 try:
                     local[futures[future]] = future.result()

@@ -17,7 +17,7 @@ from support.localserver import ServerProcess
 import geochips
 from geochips import sample_data
 from geochips.errors import DiskSpaceError, InvalidParameterError, SceneReadError
-from geochips.io.localize import needed_tiles, source_hrefs
+from geochips.io.copies import needed_tiles, source_hrefs
 from geochips.scene import Scene
 from geochips.select.localize import SOURCE_COLUMN, plan_localize
 from geochips.testing import write_scene
@@ -184,6 +184,25 @@ def test_a_remote_scene_is_copied_through_the_reader(tmp_path):
         assert_same_chips(index, local)
     assert local.column(SOURCE_COLUMN)[0] == f"{server.url}/remote.tif"
     assert local.signer is None
+
+
+def sign(href: str) -> str:
+    return f"{href}?sig=SECRET"
+
+
+def test_a_signed_remote_scene_is_read_signed_and_copied_without_its_token(tmp_path):
+    write_scene(tmp_path / "signed.tif", height=256, width=256, count=1, layout="cog",
+                blocksize=128)  # fmt: skip
+    with ServerProcess(tmp_path) as server:
+        index = geochips.ChipIndex.build(f"{server.url}/signed.tif", size=128, sign=sign)
+        server.take()
+        local = geochips.localize(index, tmp_path / "local", "zstd")
+        reads = [r for r in server.take() if r.method == "GET" and r.path == "/signed.tif"]
+        assert reads and all(r.query == "sig=SECRET" for r in reads)
+        assert_same_chips(index, local)
+    with rasterio.open(local.scenes[0].hrefs[0]) as src:
+        assert "SECRET" not in str(src.tags())
+    assert not any("SECRET" in h for h in local.column(SOURCE_COLUMN))
 
 
 def test_source_hrefs_hold_no_token(tmp_path):
