@@ -295,6 +295,29 @@ def handles_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def localize_section(args: argparse.Namespace) -> list[str]:
+    res = run_json("bench_localize.py", *(["--quick"] if args.quick else []))
+    METRICS["localize"] = res
+    limit = res["limit_original_chips_per_s"]
+    touched = res["original_touched_bytes"]
+    lines = [
+        "| reader | chips/s | × limit | disk bytes | × original tiles | localize s |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| rasterio loop, original DEFLATE COG (the limit) | {limit:.0f} | 1.00 | "
+        f"{touched} | 1.00 | |",
+        f"| geochips `ds[i]`, original | {res['gc_item_original_chips_per_s']:.0f} | "
+        f"{res['gc_item_original_chips_per_s'] / limit:.2f} | | | |",
+    ]
+    for codec in ("none", "zstd"):
+        rate, size = res[f"gc_item_{codec}_chips_per_s"], res[f"disk_{codec}_bytes"]
+        lines.append(
+            f"| geochips `ds[i]`, localized `codec={codec!r}` | {rate:.0f} | "
+            f"{rate / limit:.2f} | {size} | {size / touched:.2f} | "
+            f"{res[f'localize_{codec}_s']:.2f} |"
+        )
+    return lines
+
+
 def cli_section(args: argparse.Namespace) -> list[str]:
     rows = run_json("bench_cli.py", "--repeat", str(max(args.repeat, 3)))
     METRICS["cli"] = {r["command"]: r for r in rows}
@@ -459,13 +482,15 @@ def main() -> None:
             "cli",
             "scale",
             "handles",
+            "localize",
         ],
         action="append",
     )
     parser.add_argument("--write", type=Path, help="write the markdown table here")
     args = parser.parse_args()
     sections = args.only or [
-        "local", "memory", "stitch", "index", "stats", "remote", "cli", "scale", "handles"
+        "local", "memory", "stitch", "index", "stats", "remote", "cli", "scale", "handles",
+        "localize",
     ]  # fmt: skip
     started = time.time()
     chips = args.chips or (160 if args.quick else 480)
@@ -529,6 +554,13 @@ def main() -> None:
     if "handles" in sections:
         out += ["## Open handles: shuffled `ds[i]` over 104 scenes, one thread", ""]
         out += handles_section(args) + [""]
+    if "localize" in sections:
+        out += [
+            "## Local copies (`geochips.localize`): shuffled 512/512 chips read once, best of 3",
+            "",
+            *localize_section(args),
+            "",
+        ]
     if "cli" in sections:
         out += ["## Command line: wall time of a fresh `python -m geochips`", ""]
         out += cli_section(args) + [""]

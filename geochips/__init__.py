@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from geochips.errors import (
         ChipNotFoundError,
         CollateError,
+        DiskSpaceError,
         DtypeConversionError,
         GeochipsError,
         GeochipsWarning,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from geochips.select.checksums import record_checksums
     from geochips.select.labels import filter_labels
     from geochips.select.leakage import LeakageReport, check_leakage
+    from geochips.select.localize import localize
     from geochips.select.splits import SplitReport, Splits, spatial_split
     from geochips.select.stats import band_stats, record_band_stats
     from geochips.select.valid import estimate_valid
@@ -63,7 +65,8 @@ __version__ = "0.1.0"
 # geochips` costs nothing (the CLI's --help), and the loading layer's names import torch
 # only when asked for.
 _ERRORS = (
-    "ChipNotFoundError CollateError DtypeConversionError GeochipsError GeochipsWarning "
+    "ChipNotFoundError CollateError DiskSpaceError DtypeConversionError GeochipsError "
+    "GeochipsWarning "
     "IncompatibleScenesError IndexFileError InvalidParameterError LeakageError "
     "OverviewWarning SceneChangedError SceneHeaderError SceneReadError SmallSceneWarning "
     "TileAlignmentWarning TransformError"
@@ -92,6 +95,7 @@ _HOMES = {
     "estimate_valid": "geochips.select.valid",
     "filter_aoi": "geochips.select.aoi",
     "filter_labels": "geochips.select.labels",
+    "localize": "geochips.select.localize",
     "record_band_stats": "geochips.select.stats",
     "record_checksums": "geochips.select.checksums",
     "spatial_split": "geochips.select.splits",
@@ -137,6 +141,7 @@ __all__ = [
     "ChipNotFoundError",
     "ChipWindow",
     "CollateError",
+    "DiskSpaceError",
     "DtypeConversionError",
     "GeochipsError",
     "GeochipsWarning",
@@ -166,6 +171,7 @@ __all__ = [
     "estimate_valid",
     "filter_aoi",
     "filter_labels",
+    "localize",
     "record_band_stats",
     "record_checksums",
     "spatial_split",

@@ -9,6 +9,7 @@ keeps working::
     ├── SceneReadError (OSError)                a scene could not be opened or read
     │   ├── SceneHeaderError                    headers of one or more scenes were unusable
     │   └── SceneChangedError                   a file no longer matches its indexed header
+    ├── DiskSpaceError (OSError)                a folder lacks the space for local copies
     ├── IncompatibleScenesError (ValueError)    assets of one scene are not co-registered
     ├── DtypeConversionError (TypeError)        a requested cast could wrap or truncate
     ├── ChipNotFoundError (KeyError)            no chip has this id
@@ -106,6 +107,10 @@ def count_causes(failures: Sequence[BaseException]) -> list[tuple[str, int]]:
 
 class SceneChangedError(SceneReadError):
     """A file differs from the header the index holds (replaced or rewritten since)."""
+
+
+class DiskSpaceError(GeochipsError, OSError):
+    """A folder lacks the disk space that local copies of scenes need."""
 
 
 class IncompatibleScenesError(GeochipsError, ValueError):

@@ -55,6 +55,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from geochips.cli.build import index_command
 
         return index_command
+    if name == "localize":
+        from geochips.cli.local import localize_command
+
+        return localize_command
     from geochips.cli import views
 
     commands: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -32,7 +32,7 @@ class CommandError(GeochipsError):
 
 def index_command(args: argparse.Namespace) -> int:
     """Build, filter, split and save an index; print what was done at each step."""
-    out = _check_out(args.out)
+    out = check_out(args.out)
     paths = expand_sources(args.sources)
     sources: list[str] | dict[str, list[str]] = {_stack_id(paths): paths} if args.stack else paths
     try:
@@ -156,7 +156,7 @@ def _stack_id(sources: list[str]) -> str:
     return Path(sources[0]).stem
 
 
-def _check_out(out: str | None) -> str | None:
+def check_out(out: str | None) -> str | None:
     """Refuse an output the save would fail on, before any header is read."""
     if out is None:
         return None

@@ -105,6 +105,7 @@ def build_parser() -> Parser:
     _demo(commands)
     _index(commands)
     _info(commands)
+    _localize(commands)
     _preview(commands)
     _show(commands)
     return parser
@@ -239,7 +240,18 @@ def _index(commands: argparse._SubParsersAction[Parser]) -> None:
         help="minimum distance between chips of different splits, in --block units (default 0)",
     )
     select.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-    access = index.add_argument_group("access")
+    access = _access(index)
+    access.add_argument(
+        "--workers", type=int, default=32, help="threads reading headers (default 32)"
+    )
+    access.add_argument(
+        "--errors", metavar="FILE", help="write every failed scene here, one line each"
+    )
+
+
+def _access(command: Parser) -> argparse._ArgumentGroup:
+    """The flags of how scenes are read: signing and GDAL options."""
+    access = command.add_argument_group("access")
     access.add_argument(
         "--sign",
         choices=("auto", "none", "planetary-computer"),
@@ -254,12 +266,7 @@ def _index(commands: argparse._SubParsersAction[Parser]) -> None:
         metavar="KEY=VALUE",
         help="a GDAL configuration option, repeatable, e.g. AWS_NO_SIGN_REQUEST=YES",
     )
-    access.add_argument(
-        "--workers", type=int, default=32, help="threads reading headers (default 32)"
-    )
-    access.add_argument(
-        "--errors", metavar="FILE", help="write every failed scene here, one line each"
-    )
+    return access
 
 
 def _info(commands: argparse._SubParsersAction[Parser]) -> None:
@@ -270,6 +277,29 @@ def _info(commands: argparse._SubParsersAction[Parser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     info.add_argument("index", help="a saved index, e.g. chips.parquet")
+
+
+def _localize(commands: argparse._SubParsersAction[Parser]) -> None:
+    local = commands.add_parser(
+        "localize",
+        help="copy what the chips of a saved index read into a folder, for fast epochs",
+        epilog="examples:\n  geochips localize chips.parquet --to /scratch/chips -o local.parquet\n"
+        "  geochips localize chips.parquet --to local/ --codec zstd -o local.parquet",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    local.add_argument("index", help="a saved index, e.g. chips.parquet")
+    local.add_argument("--to", required=True, metavar="DIR", help="the folder of the copies")
+    local.add_argument(
+        "-o", "--out", required=True, help="save the index over the copies here (GeoParquet)"
+    )
+    local.add_argument(
+        "--codec",
+        choices=("none", "zstd", "lzw", "deflate"),
+        default="none",
+        help="compression of the copies: none reads fastest, zstd is smaller (default none)",
+    )
+    local.add_argument("--workers", type=int, default=4, help="scenes copied at once (default 4)")
+    _access(local)
 
 
 def _picture(

@@ -38,6 +38,41 @@ def georeferencing(scene: Scene) -> dict[str, Any]:
     return {}
 
 
+def tiled_profile(
+    scene: Scene,
+    *,
+    count: int,
+    dtype: str,
+    nodata: float | None,
+    block: tuple[int, int] = (BLOCK, BLOCK),
+    compress: str = "zstd",
+) -> dict[str, Any]:
+    """The creation profile of a sparse tiled GeoTIFF on ``scene``'s grid.
+
+    Tiles never written are left out of the file (``SPARSE_OK``) and read as ``nodata``;
+    ``compress`` is GDAL's name (``"zstd"`` at level 1: fast to write and to read back).
+    """
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": scene.width,
+        "height": scene.height,
+        "count": count,
+        "dtype": dtype,
+        "nodata": nodata,
+        "tiled": True,
+        "blockysize": block[0],
+        "blockxsize": block[1],
+        "sparse_ok": True,
+        "bigtiff": "if_safer",
+        **georeferencing(scene),
+    }
+    if compress != "none":
+        profile["compress"] = compress
+    if compress == "zstd":
+        profile["zstd_level"] = 1
+    return profile
+
+
 class SceneWriter:
     """One scene's output, written tile by tile (see the module docstring)."""
 
@@ -62,22 +97,9 @@ class SceneWriter:
         self.partial = f"{path}.partial-{os.getpid()}.tif"
         self.dtype = dtype
         self.nodata = nodata
-        profile: dict[str, Any] = {
-            "driver": "GTiff",
-            "width": scene.width,
-            "height": scene.height,
-            "count": bands,
-            "dtype": dtype,
-            "nodata": nodata,
-            "tiled": True,
-            "blockxsize": BLOCK,
-            "blockysize": BLOCK,
-            "compress": "zstd",  # the partial file only: fast to write and to read back
-            "zstd_level": 1,
-            "sparse_ok": True,
-            "bigtiff": "if_safer",
-        }
-        self._dst = rasterio.open(self.partial, "w", **profile, **georeferencing(scene))
+        # zstd for the partial file only: fast to write and to read back.
+        profile = tiled_profile(scene, count=bands, dtype=dtype, nodata=nodata)
+        self._dst = rasterio.open(self.partial, "w", **profile)
         if scales is not None:
             self._dst.scales = scales
 
@@ -135,24 +157,8 @@ class PartWriter:
     def __init__(self, path: str, scene: Scene, bands: int) -> None:
         self.path = path
         self.partial = f"{path}.partial-{os.getpid()}.tif"
-        self._dst = rasterio.open(
-            self.partial,
-            "w",
-            driver="GTiff",
-            width=scene.width,
-            height=scene.height,
-            count=bands,
-            dtype="float64",
-            nodata=float("nan"),
-            tiled=True,
-            blockxsize=BLOCK,
-            blockysize=BLOCK,
-            compress="zstd",
-            zstd_level=1,
-            sparse_ok=True,
-            bigtiff="if_safer",
-            **georeferencing(scene),
-        )
+        profile = tiled_profile(scene, count=bands, dtype="float64", nodata=float("nan"))
+        self._dst = rasterio.open(self.partial, "w", **profile)
 
     def write(self, data: np.ndarray, row_off: int, col_off: int) -> None:
         """Write planes ``(bands, h, w)`` at ``(row_off, col_off)``."""

@@ -71,7 +71,7 @@ def test_version_and_help_import_neither_torch_nor_the_library():
     assert "HEAVY []" in result.stdout
 
 
-@pytest.mark.parametrize("command", ["index", "info", "preview", "show", "demo"])
+@pytest.mark.parametrize("command", ["index", "info", "localize", "preview", "show", "demo"])
 def test_every_flag_has_help(command):
     result = run(command, "--help")
     assert result.returncode == 0

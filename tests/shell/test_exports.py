@@ -11,13 +11,15 @@ import geochips
 # The contract (DESIGN.md and the README): changing it is a decision, not a side effect.
 PUBLIC = {
     "AlignmentReport", "BandStats", "BlockShuffleSampler", "Chip", "ChipDataset", "ChipIndex",
-    "ChipNotFoundError", "ChipWindow", "CollateError", "DtypeConversionError", "GeochipsError",
+    "ChipNotFoundError", "ChipWindow", "CollateError", "DiskSpaceError", "DtypeConversionError",
+    "GeochipsError",
     "GeochipsWarning", "IncompatibleScenesError", "IndexFileError", "InvalidParameterError",
     "LeakageError", "LeakageReport", "OverviewWarning", "RasterLabels", "Sample", "Scene",
     "SceneChangedError", "SceneHeaderError", "SceneReadError", "SmallSceneWarning",
     "SplitReport", "Splits", "Stitcher", "TileAlignmentWarning", "TransformError",
     "VectorLabels", "band_stats", "check_alignment", "check_leakage", "collate",
-    "estimate_valid", "filter_aoi", "filter_labels", "record_band_stats", "record_checksums",
+    "estimate_valid", "filter_aoi", "filter_labels", "localize", "record_band_stats",
+    "record_checksums",
     "spatial_split",
 }  # fmt: skip
 # geochips.transforms, a module of its own (it imports torch).
