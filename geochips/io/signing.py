@@ -221,3 +221,28 @@ def unsigned_all(signer: HrefSigner | None, sources: Sequence[SceneSource]) -> l
         clean = tuple(unsigned(signer, h) for h in source.hrefs)
         out.append(source if clean == source.hrefs else replace(source, hrefs=clean))
     return out
+
+
+@dataclass(frozen=True)
+class _RemoteOnly:
+    """A signing function applied to remote hrefs only; local paths pass unchanged."""
+
+    sign: Callable[[str], str]
+
+    def __call__(self, href: str) -> str:
+        return self.sign(href) if hrefs.is_remote(href) else href
+
+
+def remote_only(signer: Signer | None) -> HrefSigner | None:
+    """``signer`` for an index whose scenes are local but whose other reads may not be.
+
+    Local copies of remote scenes (:func:`geochips.localize`) must not go through a signer
+    written for the remote hrefs, while their label rasters, still remote, must.
+    """
+    if signer is None:
+        return None
+    if not isinstance(signer, HrefSigner):
+        signer = HrefSigner(signer)
+    if isinstance(signer.sign, _RemoteOnly):
+        return signer
+    return HrefSigner(_RemoteOnly(signer.sign), margin=signer.margin)

@@ -28,6 +28,8 @@ from geochips.index import ChipIndex
 from geochips.io import copies as copying
 from geochips.io.localize import write_copy
 from geochips.io.reader import Reader
+from geochips.io.signing import remote_only
+from geochips.labels import RasterLabels
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
 from geochips.windows import rows_by_scene
@@ -114,8 +116,9 @@ def localize(
     Each scene becomes one GeoTIFF ``<scene id>-<level>.tif`` at the level the index reads,
     holding every band (a stacked scene's assets in order) and the tiles the chips touch.
     The new index has the same chips, chip ids, columns, bands, labels and statistics, no
-    signer (the copies need none), and a :data:`SOURCE_COLUMN`; chips read from it equal
-    chips read from the original. Scenes of ``index`` with no chip are left out.
+    signer (the copies need none) unless its labels are rasters, which are not copied and
+    keep being read, signed, from where they are, and a :data:`SOURCE_COLUMN`; chips read
+    from it equal chips read from the original. Scenes of ``index`` with no chip are left out.
 
     Args:
         index: the chips to localize.
@@ -209,7 +212,8 @@ def _local_index(index: ChipIndex, local: dict[int, Scene]) -> ChipIndex:
         size=index.size,
         stride=index.stride,
         edge=index.edge,
-        signer=None,
+        # Label rasters stay where they are, so they keep the signer that reads them.
+        signer=remote_only(index.signer) if isinstance(index.labels, RasterLabels) else None,
         gdal_options=index.gdal_options,
         labels=index.labels,
         band_stats=index.band_stats,

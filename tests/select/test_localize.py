@@ -205,6 +205,29 @@ def test_a_signed_remote_scene_is_read_signed_and_copied_without_its_token(tmp_p
     assert not any("SECRET" in h for h in local.column(SOURCE_COLUMN))
 
 
+def test_remote_label_rasters_stay_remote_and_signed(tmp_path):
+    write_scene(tmp_path / "image.tif", height=256, width=256, count=1, layout="cog",
+                blocksize=128)  # fmt: skip
+    with rasterio.open(tmp_path / "image.tif") as src:
+        profile = src.profile | {"dtype": "uint8", "count": 1, "nodata": None}
+        classes = (src.read(1) % 7).astype("uint8")
+    with rasterio.open(tmp_path / "classes.tif", "w", **profile) as dst:
+        dst.write(classes, 1)
+    with ServerProcess(tmp_path) as server:
+        labels = geochips.RasterLabels(f"{server.url}/classes.tif", dtype="uint8")
+        index = geochips.ChipIndex.build(f"{server.url}/image.tif", size=128, sign=sign)
+        local = geochips.localize(index.with_labels(labels), tmp_path / "local")
+        server.take()
+        ds = geochips.ChipDataset(local)
+        for i in range(len(ds)):
+            rows, cols = ds[i]["window"].slices()
+            np.testing.assert_array_equal(ds[i]["mask"][0].numpy(), classes[rows, cols])
+        reads = [r for r in server.take() if r.method == "GET"]
+        assert {r.path for r in reads} == {"/classes.tif"}  # the image is local now
+        assert all(r.query == "sig=SECRET" for r in reads)
+    assert geochips.localize(index, tmp_path / "local").signer is None  # no labels: none
+
+
 def test_source_hrefs_hold_no_token(tmp_path):
     path = write_scene(tmp_path / "s.tif", height=64, width=64, count=1)
     scene = geochips.ChipIndex.build([path], size=32).scenes[0]
