@@ -7,6 +7,8 @@ through GDAL's GCP transformer, others through their affine transform.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import rasterio.crs
 import shapely
@@ -119,8 +121,12 @@ def same_crs(a: str | None, b: str | None) -> bool:
     """Return whether two CRS strings name the same CRS."""
     if a is None or b is None:
         return a is b
-    if a == b:
-        return True
+    return a == b or _same_crs(a, b)
+
+
+@functools.lru_cache(maxsize=4096)
+def _same_crs(a: str, b: str) -> bool:
+    # Parsing two CRSs costs ~50 us; an index has few distinct ones, asked about per scene.
     return bool(rasterio.crs.CRS.from_user_input(a) == rasterio.crs.CRS.from_user_input(b))
 
 

@@ -19,7 +19,7 @@ of the antimeridian.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
@@ -41,7 +41,7 @@ from geochips.errors import InvalidParameterError
 from geochips.footprints import footprints
 from geochips.io.vectors import read_vectors
 from geochips.scene import Scene
-from geochips.windows import rows_by_scene
+from geochips.windows import WINDOW_COLUMNS, rows_by_scene
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -99,20 +99,58 @@ def _aoi_lonlat_world(geometry: shapely.Geometry, crs: str) -> shapely.Geometry:
 
 def _scene_region(scene: Scene, columns: dict[str, np.ndarray]) -> shapely.Geometry:
     """The scene's chips' extent in unwrapped lon/lat, grown by a tenth of its size."""
-    r0 = int(columns["row_off"].min())
-    c0 = int(columns["col_off"].min())
+    return _scene_regions([scene], [_window_of(columns)])[0]
+
+
+def _window_of(columns: dict[str, np.ndarray]) -> tuple[int, int, int, int]:
+    """``(row_off, col_off, height, width)`` of the window holding every chip of ``columns``."""
+    r0, c0 = int(columns["row_off"].min()), int(columns["col_off"].min())
     r1 = int((columns["row_off"] + columns["height"]).max())
     c1 = int((columns["col_off"] + columns["width"]).max())
-    cols, rows = window_rings(
-        np.array([r0]), np.array([c0]), np.array([r1 - r0]), np.array([c1 - c0]), 16
+    return r0, c0, r1 - r0, c1 - c0
+
+
+def _scene_regions(
+    scenes: Sequence[Scene], windows: Sequence[tuple[int, int, int, int]]
+) -> np.ndarray:
+    """:func:`_scene_region` of scenes that share one CRS, reprojected in one call."""
+    crs = scenes[0].crs
+    assert crs is not None and all(s.crs == crs for s in scenes)
+    r0, c0, h, w = (np.array(v) for v in zip(*windows, strict=True))
+    cols, rows = window_rings(r0, c0, h, w, 16)
+    xs, ys = np.empty_like(cols), np.empty_like(rows)
+    for k, scene in enumerate(scenes):
+        xs[k], ys[k] = pixel_to_scene_crs(scene, cols[k], rows[k])
+    lons, lats = reproject_points(crs, LONLAT, xs, ys)
+    rings = shapely.polygons(np.stack([unwrap_longitudes(lons), lats], axis=-1))
+    x0, y0, x1, y1 = shapely.bounds(rings).T
+    return np.asarray(shapely.buffer(rings, 0.1 * np.maximum(x1 - x0, y1 - y0), join_style="mitre"))
+
+
+def _aois_by_crs(
+    world: shapely.Geometry, scenes: Sequence[Scene], windows: Sequence[tuple[int, int, int, int]]
+) -> shapely.Geometry | None:
+    """The AOI in the CRS of ``scenes`` (transform scenes of one CRS), clipped to them all.
+
+    One reprojection for the whole group, densified as finely as for its smallest scene.
+    ``None`` when the scenes spread too far in longitude or reach a pole, where each is
+    placed on its own.
+    """
+    regions = _scene_regions(scenes, windows)
+    bounds = shapely.bounds(regions)
+    if bounds[:, 2].max() - bounds[:, 0].min() > 60 or np.abs(bounds[:, [1, 3]]).max() > 80:
+        return None
+    clipped = shapely.intersection(world, shapely.box(*bounds[:, :2].min(0), *bounds[:, 2:].max(0)))
+    if clipped.is_empty:
+        return clipped
+    step = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]).min() / 64
+    crs = scenes[0].crs
+    assert crs is not None
+    return shapely.make_valid(
+        _transform(
+            shapely.segmentize(clipped, step), lambda x, y: reproject_points(LONLAT, crs, x, y)
+        )
     )
-    xs, ys = pixel_to_scene_crs(scene, cols, rows)
-    assert scene.crs is not None
-    lons, lats = reproject_points(scene.crs, LONLAT, xs, ys)
-    lons = unwrap_longitudes(lons)
-    ring = shapely.Polygon(np.stack([lons[0], lats[0]], axis=1))
-    x0, y0, x1, y1 = ring.bounds
-    return ring.buffer(0.1 * max(x1 - x0, y1 - y0), join_style="mitre")
 
 
 def aoi_in_scene(
@@ -161,6 +199,16 @@ def aoi_in_scene(
     return local
 
 
+def _extent(scene: Scene, columns: dict[str, np.ndarray], frame: str) -> shapely.Geometry:
+    """The footprint of the window that holds every chip of ``columns`` (one scene's)."""
+    r0, c0, h, w = _window_of(columns)
+    rows = np.array([r0, r0, r0 + h, r0 + h], dtype=np.float64)
+    cols = np.array([c0, c0 + w, c0 + w, c0], dtype=np.float64)
+    if frame == "scene":
+        cols, rows = pixel_to_scene_crs(scene, cols, rows)
+    return shapely.Polygon(np.stack([cols, rows], axis=1))
+
+
 def aoi_mask(
     index: ChipIndex,
     aoi: AoiLike,
@@ -188,20 +236,41 @@ def aoi_mask(
             "scenes first (index.column('scene'))"
         )
     world: shapely.Geometry | None = None
-    for s, rows in rows_by_scene(scene_col):
+    groups = [
+        (s, rows, {k: np.asarray(index.column(k))[rows] for k in WINDOW_COLUMNS})
+        for s, rows in rows_by_scene(scene_col)
+    ]
+    # Transform scenes in another CRS than the AOI's: the AOI placed once per CRS.
+    by_crs: dict[str, list[int]] = {}
+    for k, (s, _, _) in enumerate(groups):
         scene = index.scenes[s]
-        columns = {
-            k: np.asarray(index.column(k))[rows]
-            for k in ("scene", "row_off", "col_off", "height", "width")
-        }
-        if world is None and not (scene.georef == "transform" and same_crs(scene.crs, aoi_crs)):
-            world = _aoi_lonlat_world(geometry, aoi_crs)
+        if not (scene.georef == "transform" and same_crs(scene.crs, aoi_crs)):
+            world = world if world is not None else _aoi_lonlat_world(geometry, aoi_crs)
+            if scene.georef == "transform" and scene.crs is not None:
+                by_crs.setdefault(scene.crs, []).append(k)
+    placed: dict[str, shapely.Geometry | None] = {}
+    for crs, members in by_crs.items():
+        windows = [_window_of(groups[k][2]) for k in members]
+        assert world is not None
+        placed[crs] = _aois_by_crs(world, [index.scenes[groups[k][0]] for k in members], windows)
+        if placed[crs] is not None:
+            shapely.prepare(placed[crs])
+    for s, rows, columns in groups:
+        scene = index.scenes[s]
         frame = "pixel" if scene.georef == "gcps" else "scene"
-        local = aoi_in_scene(geometry, aoi_crs, scene, columns, frame=frame, world=world)
+        local = placed.get(scene.crs) if scene.georef == "transform" and scene.crs else None
+        if local is None:
+            local = aoi_in_scene(geometry, aoi_crs, scene, columns, frame=frame, world=world)
+            shapely.prepare(local)
         if local.is_empty:
             continue
+        extent = _extent(scene, columns, frame)
+        if not shapely.intersects(local, extent):
+            continue  # the AOI placed for the scene's whole CRS is elsewhere
+        if shapely.covers(local, extent):
+            keep[rows] = True  # the AOI covers every chip of the scene (the usual case)
+            continue
         chips = footprints(index.scenes, columns, frame)
-        shapely.prepare(local)
         if predicate == "intersects":
             hit = shapely.intersects(local, chips)
         else:
