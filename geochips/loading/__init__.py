@@ -1,6 +1,8 @@
 """The loading layer, the only one that imports torch: samples, batches and samplers.
 
-* :mod:`~geochips.loading.dataset` — :class:`ChipDataset`, the map-style dataset;
+* :mod:`~geochips.loading.dataset` — :class:`ChipDataset`, the map-style dataset, with its
+  arguments checked in :mod:`~geochips.loading.arguments` and its batches read in
+  :mod:`~geochips.loading.batches`;
 * :mod:`~geochips.loading.collate` — :func:`collate`, samples into ``(N, C, H, W)`` batches;
 * :mod:`~geochips.loading.samplers` — :class:`BlockShuffleSampler`, rank-aware;
 * :mod:`~geochips.loading.dihedral` — :class:`Dihedral`, one flip or 90° rotation applied

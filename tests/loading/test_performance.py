@@ -136,7 +136,7 @@ def test_every_reading_thread_gets_the_gdal_options(make_scene):
     # __getitems__ must apply them itself, or its opens probe for side-car files.
     index = ChipIndex.build([make_scene(height=64, width=64)], size=16)
     dataset = ChipDataset(index, threads=2, gdal_options={"GEOCHIPS_TEST_OPTION": "on"})
-    pool = dataset._executor(2)
+    pool = dataset._batches.executor(2)
     barrier = threading.Barrier(2)
 
     def read_in_pool(position: int) -> str | None:
