@@ -9,5 +9,6 @@
   jointly to every key of a sample; :mod:`~geochips.loading.transforms` — random ones and
   ``Compose`` (users import both from :mod:`geochips.transforms`);
 * :mod:`~geochips.loading.slots` — batch memory a DataLoader worker reuses (with the private
-  :mod:`~geochips.loading._shm`).
+  :mod:`~geochips.loading._shm`), sent to the main process as a lease on it
+  (:mod:`~geochips.loading.leases`).
 """

@@ -22,7 +22,7 @@ from geochips import (
     collate,
 )
 from geochips.io.headers import read_headers
-from geochips.loading import slots
+from geochips.loading.leases import SlotBatch
 from geochips.loading.samples import chip_bounds, chip_transform
 from geochips.sources import find_sources
 
@@ -170,7 +170,7 @@ def test_remote_headers_and_threaded_reads_make_no_failed_probes(make_scene, ran
 
 def _collate_in_worker(samples):
     batch = collate(samples)
-    batch["in_slot"] = isinstance(batch, slots.SlotBatch) and batch.slot.place(batch["image"])
+    batch["in_slot"] = isinstance(batch, SlotBatch) and batch.slot.place(batch["image"])
     return batch
 
 
