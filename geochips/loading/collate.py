@@ -10,6 +10,7 @@ from torch.utils.data import get_worker_info
 
 from geochips.errors import CollateError
 from geochips.loading import slots
+from geochips.loading.leases import SlotBatch
 
 STACKED = ("image", "valid", "mask")
 
@@ -95,7 +96,7 @@ def _in_slot(batch: dict[str, Any]) -> dict[str, Any]:
         value = batch.get(key)
         slot = pool.find(value) if isinstance(value, torch.Tensor) else None
         if slot is not None:
-            return slots.SlotBatch(batch, slot)
+            return SlotBatch(batch, slot)
     return batch
 
 

@@ -1,42 +1,35 @@
 """The map-style dataset: ``len(ds) == len(index)``, and ``ds[i]`` reads one window.
 
 A sample is a dict in the convention torchgeo users know (:class:`Sample`, in
-:mod:`geochips.loading.samples` with the geometry and valid mask of a chip).
+:mod:`geochips.loading.samples` with the geometry, valid mask and labels of a chip).
 
-Dtypes are chosen by :func:`geochips.loading.dtypes.output_dtype` (see its module).
+Dtypes are chosen by :func:`geochips.loading.dtypes.output_dtype` (see its module). The
+constructor's arguments are checked in :mod:`geochips.loading.arguments`, and batches
+(``__getitems__``) are read in :mod:`geochips.loading.batches`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from geochips import hrefs
-from geochips.errors import (
-    IncompatibleScenesError,
-    InvalidParameterError,
-    SceneReadError,
-    TransformError,
-)
+from geochips.errors import SceneReadError, TransformError
 from geochips.index import ChipIndex
 from geochips.io.reader import Reader
 from geochips.io.settings import READ_RETRIES
-from geochips.io.signing import SignSpec, resolve_signer
-from geochips.labels import Labeller, RasterLabels, as_labels
-from geochips.labels.raster import RasterLabeller
-from geochips.labels.vector import VectorLabeller
-from geochips.loading import slots
-from geochips.loading.collate import BatchSamples
-from geochips.loading.dtypes import TORCH, dtype_name, output_dtype
-from geochips.loading.normalize import Normalize, resolve_normalize
+from geochips.io.signing import SignSpec
+from geochips.labels import as_labels
+from geochips.loading import arguments
+from geochips.loading.batches import Batches
+from geochips.loading.normalize import Normalize
 from geochips.loading.samples import (
     Sample,
+    add_labels,
     chip_bounds,
     chip_transform,
     scene_values,
@@ -50,8 +43,6 @@ from geochips.windows import ChipWindow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-_UNSET: Any = object()
 
 
 class ChipDataset(Dataset[Sample]):
@@ -126,66 +117,42 @@ class ChipDataset(Dataset[Sample]):
         gdal_options: Mapping[str, Any] | None = None,
         threads: int | None = None,
         reuse_batch_memory: bool = True,
-        sign: SignSpec = _UNSET,
+        sign: SignSpec = arguments.UNSET,
         retries: int = READ_RETRIES,
         verify: bool | None = None,
         labels: Any = None,
         normalize: Normalize = None,
     ) -> None:
-        if not isinstance(index, ChipIndex):
-            raise InvalidParameterError(
-                f"ChipDataset takes a ChipIndex, got {type(index).__name__}; build one with "
-                "geochips.ChipIndex.build(sources, size=...)"
-            )
-        self.index = index
+        self.index = arguments.check_index(index)
         self.bands = check_bands(bands if bands is not None else index.bands, index.scenes)
-        requested = dtype_name(dtype)
         self.scale = scale
-        self._normalize = resolve_normalize(normalize, index, self.bands, requested, scale)
-        self._out_dtypes = (
-            [self._normalize.dtype] * len(index.scenes)
-            if self._normalize is not None
-            else [output_dtype(s.dtype, requested, scale) for s in index.scenes]
+        self._normalize, self._out_dtypes = arguments.output_dtypes(
+            index, self.bands, dtype, scale, normalize
         )
-        _check_stackable(index, self.bands, self._out_dtypes)
-        self._fill = [_fill_for(s, fill_value) for s in index.scenes]
+        self._fill = [arguments.fill_for(s, fill_value) for s in index.scenes]
         self._properties = [scene_values(s) for s in index.scenes]
         self._nodata = [typed_nodata(s) for s in index.scenes]
         self.transform = transform
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise InvalidParameterError(f"threads must be None or an int >= 1, got {threads!r}")
-        self.threads = threads
+        self.threads = arguments.check_threads(threads)
         self.reuse_batch_memory = reuse_batch_memory
-        signer = (
-            index.signer
-            if sign is _UNSET
-            else resolve_signer(sign, (h for s in index.scenes for h in s.hrefs))
-        )
         self.reader = Reader(
             max_open=max_open,
             gdal_options={**index.gdal_options, **(gdal_options or {})},
-            signer=signer,
+            signer=arguments.signer(index, sign),
             retries=retries,
         )
         self.with_valid = index.edge == "pad" or any(s.nodata is not None for s in index.scenes)
-        has_sums = checksums.COLUMN in index.column_names
-        if verify and not has_sums:
-            raise InvalidParameterError(
-                "verify=True needs an index with checksums: add them with "
-                "geochips.record_checksums(index) while the files are known to be good"
-            )
-        self._checksums = (
-            index.column(checksums.COLUMN) if has_sums and verify is not False else None
-        )
-        self._remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)
+        self._checksums = arguments.checksums_to_verify(index, verify)
         self.labels = as_labels(labels if labels is not None else index.labels)
-        self._labeller: Labeller | None = None
-        if isinstance(self.labels, RasterLabels):
-            self._labeller = RasterLabeller(self.labels, self.reader)
-        elif self.labels is not None:
-            self._labeller = VectorLabeller(self.labels)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid: int | None = None
+        self._labeller = arguments.labeller(self.labels, self.reader)
+        self._batches = Batches(
+            index,
+            self.reader,
+            self.bands,
+            self._out_dtypes,
+            valid=self.with_valid,
+            mask=None if self.labels is None else self.labels.dtype,
+        )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -221,84 +188,18 @@ class ChipDataset(Dataset[Sample]):
             ) from exc
 
     def __getitems__(self, keys: Sequence[int | str]) -> list[Any]:
-        """Return the samples of a batch, read by several threads (GDAL releases the GIL)."""
-        threads = self._threads()
-        positions = self._batch_positions(keys)
-        if positions is None:  # chip ids or a transform: sample by sample
-            return self._map(self.__getitem__, list(keys), threads)
-        # Each chip is converted straight into its row of one batch tensor, so that
-        # geochips.collate returns the tensor without stacking: the copy saved is 16 MB
-        # for 16 int32 512x512 chips, ~0.3 ms a chip (benchmarks/RESULTS.md).
-        tensors = self._batch_tensors(positions)
-        rows = {key: list(tensor) for key, tensor in tensors.items()}
-        todo = [(p, {k: r[i] for k, r in rows.items()}) for i, p in enumerate(positions)]
-        samples = self._map(self._read_into, todo, threads)
-        return BatchSamples(samples, {k: (tensors[k], rows[k]) for k in tensors})
+        """Return the samples of a batch, read by several threads (GDAL releases the GIL).
 
-    def _map(self, read: Callable[[Any], Any], todo: list[Any], threads: int) -> list[Any]:
-        if threads <= 1 or len(todo) <= 1:
-            with self.reader.scope():  # GDAL options set once for the batch, then undone
-                return [read(k) for k in todo]
-        return list(self._executor(threads).map(read, todo))
-
-    def _batch_positions(self, keys: Sequence[int | str]) -> list[int] | None:
-        """Positions of a batch whose samples all have one shape and dtype, else None."""
-        if self.transform is not None or not keys:
-            return None
-        positions = []
-        for key in keys:
-            if not isinstance(key, (int, np.integer)) or isinstance(key, bool):
-                return None
-            n = len(self.index)
-            if not -n <= int(key) < n:
-                raise IndexError(f"chip position {key} is out of range for {n} chips")
-            positions.append(int(key) % n)
-        c = self.index.column
-        scenes = c("scene")[positions]
-        same = (
-            len(np.unique(c("height")[positions])) == 1
-            and len(np.unique(c("width")[positions])) == 1
+        A batch of positions is read into one tensor per key, which
+        :func:`~geochips.collate` returns without stacking (:mod:`geochips.loading.batches`).
+        """
+        into = self._read if self.transform is None else None
+        return self._batches.read(
+            keys, self.__getitem__, into, self._threads(), reuse=self.reuse_batch_memory
         )
-        kinds = {(self._out_dtypes[s], self._band_count(s)) for s in np.unique(scenes).tolist()}
-        return positions if same and len(kinds) == 1 else None
-
-    def _band_count(self, scene_pos: int) -> int:
-        return len(self.bands) if self.bands is not None else self.index.scenes[scene_pos].count
-
-    def _batch_tensors(self, positions: list[int]) -> dict[str, torch.Tensor]:
-        """One tensor per stacked key, to read the batch into (in a slot, in workers)."""
-        first = positions[0]
-        scene_pos, window = self.index.locate(first)
-        shape = (len(positions), self._band_count(scene_pos), window.height, window.width)
-        one = (shape[0], 1, *shape[2:])
-        specs = {"image": (shape, TORCH[self._out_dtypes[scene_pos].name])}
-        if self.with_valid:
-            specs["valid"] = (one, torch.bool)
-        if self.labels is not None:
-            specs["mask"] = (one, TORCH[self.labels.dtype])
-        tensors = slots.empty(list(specs.values()), reuse=self.reuse_batch_memory)
-        return dict(zip(specs, tensors, strict=True))
-
-    def _read_into(self, job: tuple[int, dict[str, torch.Tensor]]) -> Sample:
-        position, rows = job
-        return self._read(position, rows)
 
     def _threads(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        if self._remote:
-            return 8
-        return 1 if get_worker_info() is not None else (os.cpu_count() or 1)
-
-    def _executor(self, threads: int) -> ThreadPoolExecutor:
-        if self._pool is None or self._pool_pid != os.getpid():
-            self._pool = ThreadPoolExecutor(
-                max_workers=threads,
-                thread_name_prefix="geochips",
-                initializer=self.reader.own_thread,
-            )
-            self._pool_pid = os.getpid()
-        return self._pool
+        return self._batches.threads(self.threads)
 
     def _read(self, position: int, rows: dict[str, torch.Tensor] | None = None) -> Sample:
         """Read one sample (into ``rows``, its rows of the batch tensors, when given)."""
@@ -343,31 +244,8 @@ class ChipDataset(Dataset[Sample]):
         if mask is not None:
             sample["valid"] = torch.from_numpy(mask) if valid is None else valid
         if self._labeller is not None:
-            self._add_labels(sample, scene, window, chip_id, rows.get("mask"))
+            add_labels(sample, self._labeller, scene, window, chip_id, rows.get("mask"))
         return sample
-
-    def _add_labels(
-        self,
-        sample: Sample,
-        scene: Scene,
-        window: ChipWindow,
-        chip_id: str,
-        row: torch.Tensor | None,
-    ) -> None:
-        labeller = self._labeller
-        assert labeller is not None
-        out = None if row is None else row.numpy()
-        if isinstance(labeller, RasterLabeller):
-            mask = labeller.mask(scene, window, out, chip_id=chip_id)
-        else:
-            mask = labeller.mask(scene, window, out)
-        sample["mask"] = torch.from_numpy(mask) if row is None else row
-        if isinstance(labeller, VectorLabeller) and labeller.spec.boxes:
-            boxes, classes, instances = labeller.objects(scene, window)
-            sample["boxes"] = torch.from_numpy(boxes)
-            sample["labels"] = torch.from_numpy(classes)
-            if instances is not None:
-                sample["instances"] = torch.from_numpy(instances)
 
     def _verified(
         self, position: int, scene: Scene, window: ChipWindow, fill: float, chip_id: str
@@ -396,58 +274,9 @@ class ChipDataset(Dataset[Sample]):
         scaled: np.ndarray = data.astype(dst) * scales + offsets
         return scaled
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_pool"] = None  # threads do not cross processes
-        state["_pool_pid"] = None
-        return state
-
     def __repr__(self) -> str:
         return f"ChipDataset({len(self)} chips, {self.index!r})"
 
     def plot(self, key: int | str, **kwargs: Any) -> Figure:
         """Draw ``self[key]`` with :func:`geochips.plot.plot_sample` (``geochips[plot]``)."""
         return plot_sample(self[key], **kwargs)
-
-
-def _check_stackable(
-    index: ChipIndex, bands: list[int] | None, out_dtypes: Sequence[np.dtype[Any]]
-) -> None:
-    """Refuse scenes whose samples could not be stacked into one batch tensor."""
-    used = np.unique(index.column("scene")).tolist() if len(index) else []
-    kinds: dict[tuple[int, str], list[int]] = {}
-    for s in used:
-        count = len(bands) if bands is not None else index.scenes[s].count
-        kinds.setdefault((count, out_dtypes[s].name), []).append(s)
-    if len(kinds) <= 1:
-        return
-    described = "; ".join(
-        f"{count} band(s) of {dtype} in {len(scenes)} scene(s) such as "
-        f"{index.scenes[scenes[0]].name}"
-        for (count, dtype), scenes in sorted(kinds.items())
-    )
-    counts = {count for count, _ in kinds}
-    fix = (
-        f"choose bands present in every scene, e.g. bands={list(range(1, min(counts) + 1))}"
-        if len(counts) > 1
-        else "choose one output dtype, e.g. dtype='float32'"
-    )
-    raise IncompatibleScenesError(
-        f"the samples of these scenes cannot be batched together: {described}. "
-        f"Split the index by scene kind, or {fix}"
-    )
-
-
-def _fill_for(scene: Scene, fill_value: float | None) -> float:
-    value = (
-        fill_value if fill_value is not None else (scene.nodata if scene.nodata is not None else 0)
-    )
-    dtype = np.dtype(scene.dtype)
-    if dtype.kind in "iu" and not (
-        float(value).is_integer() and np.iinfo(dtype).min <= value <= np.iinfo(dtype).max
-    ):
-        raise InvalidParameterError(
-            f"fill_value={value!r} does not fit the {dtype.name} pixels of scene {scene.name}; "
-            f"choose a value in {np.iinfo(dtype).min}..{np.iinfo(dtype).max}"
-        )
-    return value

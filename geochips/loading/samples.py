@@ -1,4 +1,4 @@
-"""What a sample holds: the :class:`Sample` dict, a chip's geometry and its valid mask.
+"""What a sample holds: the :class:`Sample` dict, a chip's geometry, valid mask and labels.
 
 ``bounds``, ``crs`` and ``transform`` are in the scene's own CRS and grid (no reprojection);
 for GCP-only scenes they come from the transform fitted to the GCPs (approximate).
@@ -14,6 +14,9 @@ import torch
 from affine import Affine
 
 from geochips.errors import InvalidParameterError
+from geochips.labels import Labeller
+from geochips.labels.raster import RasterLabeller
+from geochips.labels.vector import VectorLabeller
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -154,3 +157,26 @@ def valid_mask(
     valid[0, outside_rows, :] = False
     valid[0, :, outside_cols] = False
     return valid
+
+
+def add_labels(
+    sample: Sample,
+    labeller: Labeller,
+    scene: Scene,
+    window: ChipWindow,
+    chip_id: str,
+    row: torch.Tensor | None,
+) -> None:
+    """Add the chip's ``mask`` (into ``row`` when given), and its boxes for detection."""
+    out = None if row is None else row.numpy()
+    if isinstance(labeller, RasterLabeller):
+        mask = labeller.mask(scene, window, out, chip_id=chip_id)
+    else:
+        mask = labeller.mask(scene, window, out)
+    sample["mask"] = torch.from_numpy(mask) if row is None else row
+    if isinstance(labeller, VectorLabeller) and labeller.spec.boxes:
+        boxes, classes, instances = labeller.objects(scene, window)
+        sample["boxes"] = torch.from_numpy(boxes)
+        sample["labels"] = torch.from_numpy(classes)
+        if instances is not None:
+            sample["instances"] = torch.from_numpy(instances)

@@ -22,7 +22,7 @@ from geochips import (
     collate,
 )
 from geochips.io.headers import read_headers
-from geochips.loading import slots
+from geochips.loading.leases import SlotBatch
 from geochips.loading.samples import chip_bounds, chip_transform
 from geochips.sources import find_sources
 
@@ -136,7 +136,7 @@ def test_every_reading_thread_gets_the_gdal_options(make_scene):
     # __getitems__ must apply them itself, or its opens probe for side-car files.
     index = ChipIndex.build([make_scene(height=64, width=64)], size=16)
     dataset = ChipDataset(index, threads=2, gdal_options={"GEOCHIPS_TEST_OPTION": "on"})
-    pool = dataset._executor(2)
+    pool = dataset._batches.executor(2)
     barrier = threading.Barrier(2)
 
     def read_in_pool(position: int) -> str | None:
@@ -170,7 +170,7 @@ def test_remote_headers_and_threaded_reads_make_no_failed_probes(make_scene, ran
 
 def _collate_in_worker(samples):
     batch = collate(samples)
-    batch["in_slot"] = isinstance(batch, slots.SlotBatch) and batch.slot.place(batch["image"])
+    batch["in_slot"] = isinstance(batch, SlotBatch) and batch.slot.place(batch["image"])
     return batch
 
 

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from geochips import ChipDataset, ChipIndex, collate
-from geochips.loading import slots
+from geochips.loading import leases, slots
 from geochips.testing import position_values
 
 NODATA = 7919 + 40  # band 1 of position_values at pixel (0, 40): some chips have nodata
@@ -104,7 +104,7 @@ def test_torch_copies_a_tensor_on_unshared_memory_when_it_pickles_it():
 
 def test_torch_pickler_uses_the_registered_reducer_of_a_dict_subclass():
     slot, batch = slot_batch()
-    assert ForkingPickler(io.BytesIO()).dispatch_table[slots.SlotBatch] is slots._lend
+    assert ForkingPickler(io.BytesIO()).dispatch_table[leases.SlotBatch] is leases._lend
     assert type(pickle.loads(pickle.dumps(batch))) is dict  # plain pickle: by value
     assert slot.sent == 0
 
@@ -118,7 +118,7 @@ def slot_batch():
     image, valid = slot.tensors(specs)
     image.copy_(torch.arange(32, dtype=torch.int32).reshape(2, 1, 4, 4))
     valid.fill_(True)
-    return slot, slots.SlotBatch({"image": image, "valid": valid, "chip_id": ["a", "b"]}, slot)
+    return slot, leases.SlotBatch({"image": image, "valid": valid, "chip_id": ["a", "b"]}, slot)
 
 
 def received(obj):
@@ -266,7 +266,7 @@ def test_the_pool_reuses_free_slots_and_forgets_the_oldest():
     specs = [((3, 8), torch.uint16)]
     first = pool.tensors(specs)[0]
     slot = pool.find(first)
-    got = received(slots.SlotBatch({"image": first}, slot))
+    got = received(leases.SlotBatch({"image": first}, slot))
     del first
     assert not slot.reusable()  # the main process holds the batch
     del got
