@@ -6,12 +6,17 @@ of one tensor per stacked key (``image``, and ``valid`` / ``mask`` when samples 
 in a DataLoader worker's reused slot (:mod:`geochips.loading.slots`). :func:`geochips.collate`
 then returns those tensors without stacking: the copy saved is 16 MB for 16 int32 512x512
 chips, ~0.3 ms a chip (benchmarks/RESULTS.md). Other batches (chip ids, a transform) are
-read sample by sample. Either way several threads read the chips (GDAL releases the GIL).
+read sample by sample. Either way several threads read the chips (GDAL releases the GIL)
+when reads cost enough for threads to pay: where a chip's read is cheaper than
+:data:`CHEAP_READ` (tiles in GDAL's block cache, local uncompressed copies), threads only
+queue on the block cache's lock and one thread is faster, so the main process reads its
+second batch in one thread and keeps to one thread when that batch was cheap.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,6 +31,11 @@ from geochips.io.reader import Reader
 from geochips.loading import slots
 from geochips.loading.collate import BatchSamples
 from geochips.loading.dtypes import TORCH
+
+CHEAP_READ = 0.5e-3
+"""Seconds a chip: local reads cheaper than this are read by one thread (``threads=None``).
+A decoded 512x512 DEFLATE tile costs ~2 ms, a copy out of GDAL's block cache ~0.1-0.3 ms
+with geochips' own work (benchmarks/RESULTS.md, grids A and B)."""
 
 ReadInto = Callable[[int, dict[str, torch.Tensor]], Any]
 """Reads the sample at a position into its rows of the batch tensors (by stacked key)."""
@@ -62,6 +72,9 @@ class Batches:
         self.remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid: int | None = None
+        self._cheap: bool | None = None
+        """Whether local reads are cheap, from the second batch read by one thread."""
+        self._probes = 0
 
     def read(
         self,
@@ -89,8 +102,15 @@ class Batches:
     def map(self, read: Callable[[Any], Any], todo: list[Any], threads: int) -> list[Any]:
         """``read`` each of ``todo``, in ``threads`` threads of this process's pool."""
         if threads <= 1 or len(todo) <= 1:
+            started = time.perf_counter()
             with self.reader.scope():  # GDAL options set once for the batch, then undone
-                return [read(k) for k in todo]
+                out = [read(k) for k in todo]
+            if self._cheap is None and len(todo) > 1:
+                self._probes += 1
+                if self._probes >= 2:  # the first batch opens files and fills caches
+                    per_chip = (time.perf_counter() - started) / len(todo)
+                    self._cheap = per_chip < CHEAP_READ
+            return out
         return list(self.executor(threads).map(read, todo))
 
     def positions(self, keys: Sequence[int | str]) -> list[int] | None:
@@ -133,14 +153,17 @@ class Batches:
     def threads(self, threads: int | None) -> int:
         """Threads reading a batch: ``threads`` when given, else picked for the scenes.
 
-        8 for remote scenes; for local ones the CPU count in the main process and 1 inside
-        DataLoader workers (the workers already use the cores).
+        8 for remote scenes; for local ones 1 inside DataLoader workers (the workers already
+        use the cores) and in the main process the CPU count, unless reads are cheaper than
+        :data:`CHEAP_READ` (one thread reads the first two batches to find out).
         """
         if threads is not None:
             return threads
         if self.remote:
             return 8
-        return 1 if get_worker_info() is not None else (os.cpu_count() or 1)
+        if get_worker_info() is not None or self._cheap is not False:
+            return 1
+        return os.cpu_count() or 1
 
     def executor(self, threads: int) -> ThreadPoolExecutor:
         """This process's pool of reading threads (made on first use in each process)."""

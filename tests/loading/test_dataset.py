@@ -1,3 +1,4 @@
+import os
 import pickle
 import resource
 import subprocess
@@ -19,6 +20,7 @@ from geochips.errors import (
     SceneReadError,
 )
 from geochips.io.reader import default_max_open
+from geochips.loading import batches
 from geochips.testing import position_values
 
 # Small test scenes have small tiles, so most grids here straddle them on purpose.
@@ -291,6 +293,25 @@ def test_getitems_reads_a_batch_with_threads(make_scene):
     batch = dataset.__getitems__(keys)
     for key, sample in zip(keys, batch, strict=True):
         assert torch.equal(sample["image"], dataset[key]["image"])
+
+
+@pytest.mark.parametrize("cheap", [0.0, float("inf")])
+def test_by_default_threads_read_batches_only_when_reads_are_not_cheap(
+    make_scene, monkeypatch, cheap
+):
+    # The rule, not the clock: no read is cheaper than 0 s, every read is cheaper than inf.
+    monkeypatch.setattr(batches, "CHEAP_READ", cheap)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    path = make_scene(height=64, width=64, count=2)
+    dataset = ChipDataset(ChipIndex.build([path], size=16))
+    seen = []
+    for start in range(0, 16, 4):
+        seen.append(dataset._threads())
+        batch = dataset.__getitems__(list(range(start, start + 4)))
+        for k, sample in enumerate(batch):
+            assert torch.equal(sample["image"], dataset[start + k]["image"])
+    # One thread for the two batches that measure the reads, then the rule's choice.
+    assert seen == [1, 1, 1, 1] if cheap else seen == [1, 1, 3, 3]
 
 
 def test_dataset_opens_nothing_until_read_and_pickles_without_handles(make_scene):
