@@ -233,7 +233,7 @@ class Reader:
                 remote files), or GDAL warned while decoding it (damaged data).
             SceneChangedError: the file no longer matches the scene's header.
         """
-        with self.scope():
+        with self._threads.scope():
             return self._read(scene, window, bands, fill_value, out, chip_id)
 
     def _read(
