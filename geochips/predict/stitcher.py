@@ -26,8 +26,9 @@ result does not depend on the order chips arrive in (exactly, for ``"center"`` a
 pads its shards with repeats) counts once.
 
 Memory: each output tile (512x512) accumulates until every chip over it has arrived, then
-is written and freed; accumulators beyond ``cache_mb`` spill to disk
-(:mod:`geochips.predict.tiles`), so shuffled chips over a 16k x 16k scene stay within it.
+is written and freed (:mod:`geochips.predict.canvas`); accumulators beyond ``cache_mb``
+spill to disk (:mod:`geochips.predict.tiles`), so shuffled chips over a 16k x 16k scene
+stay within it.
 """
 
 from __future__ import annotations
