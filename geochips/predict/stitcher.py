@@ -45,7 +45,7 @@ from geochips.index import ChipIndex
 from geochips.predict.blend import BLENDS, OUTPUTS, output_type
 from geochips.predict.canvas import Canvas
 from geochips.predict.parts import Held, add_shares, close_share, merge_scene, seen_file
-from geochips.predict.plan import as_array, chip_ids, path_for
+from geochips.predict.plan import as_array, chip_ids, output_paths
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
 
@@ -119,14 +119,7 @@ class Stitcher:
             raise InvalidParameterError(f"compress must be one of {COMPRESSIONS}, got {compress!r}")
         self.compress = compress.lower()
         self.dtype, self.nodata = output_type(output, bands, nodata)
-        used = np.unique(index.column("scene")).tolist() if len(index) else []
-        self._paths = {s: path_for(path, index.scenes[s], len(used)) for s in used}
-        clash = [p for p in self._paths.values() if os.path.exists(p)]
-        if clash and not overwrite:
-            raise InvalidParameterError(
-                f"{clash[0]!r} exists ({len(clash)} output(s) do); remove them, choose "
-                "another path, or pass overwrite=True"
-            )
+        self._paths = output_paths(path, index, overwrite)
         self.overwrite = overwrite
         self._seen = np.zeros(len(index), dtype=bool)
         self._pending: Held | None = None
