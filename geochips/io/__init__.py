@@ -4,8 +4,11 @@
 * :mod:`~geochips.io.gdallog` — what GDAL said during a read (decode warnings, causes);
 * :mod:`~geochips.io.signing` — signing hrefs in the reading process (Planetary Computer);
 * :mod:`~geochips.io.headers` — scene headers, never pixels;
-* :mod:`~geochips.io.reader` — chip windows, with handles per process and thread, retries
-  and a check that each file still matches its header;
+* :mod:`~geochips.io.reader` — chip windows (:class:`~geochips.io.reader.Reader`), each
+  file checked against its header when opened (:mod:`~geochips.io.handles`), with the
+  handles and GDAL scope of each thread (:mod:`~geochips.io.threads`), retries of failed
+  remote reads (:mod:`~geochips.io.retries`) and the fill of padded windows
+  (:mod:`~geochips.io.padding`);
 * :mod:`~geochips.io.masks` — coarse valid masks from overviews;
 * :mod:`~geochips.io.scan` — what ``ChipIndex.build`` reads: sources, signer, headers;
 * :mod:`~geochips.io.parquet` — the saved index (GeoParquet, one file or a folder) and

@@ -1,10 +1,12 @@
 """Reading windows: lazily opened rasterio handles, one small cache per process and thread.
 
 Nothing here is opened before the first read, and nothing open crosses a process
-boundary: a :class:`Reader` pickles as its settings only, notices a fork (the process id
-changes) and then reopens, so DataLoader workers started by ``fork`` or ``spawn`` each
-own their handles. rasterio datasets are not thread-safe, so each thread has its own
-bounded LRU cache (``max_open`` handles; the least recently used is closed).
+boundary: a :class:`Reader` pickles as its settings only, and its handles are kept per
+process and thread (:mod:`geochips.io.threads`), so DataLoader workers started by ``fork``
+or ``spawn`` each own theirs. A file is checked against the header the index holds when it
+is opened (:mod:`geochips.io.handles`); a failed remote read is tried again
+(:mod:`geochips.io.retries`); a window partly outside its scene is filled around the part
+read (:mod:`geochips.io.padding`).
 
 GDAL settings for remote COGs (:mod:`geochips.io.settings`: no directory listing on open,
 merged range requests, a bounded block cache; ``gdal_options`` overrides or extends them)
@@ -15,55 +17,29 @@ them set, thread-locally, between reads.
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.env import set_gdal_config
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from geochips import hrefs
-from geochips.errors import InvalidParameterError, SceneChangedError, SceneReadError
-from geochips.io import gdallog, settings
-from geochips.io.handles import Handle, HandleCache, HandleKey, WarpedHandle, changes
-from geochips.io.settings import config_values, merge_options, open_env
+from geochips.errors import InvalidParameterError, SceneChangedError
+from geochips.io import settings
+from geochips.io.handles import Handle, HandleKey, WarpedHandle, changes
+from geochips.io.padding import filled, group_by_file, inside, paste
+from geochips.io.retries import describe, forget_downloads, read_retrying
+from geochips.io.settings import merge_options, open_env
 from geochips.io.signing import Signer, resolve_signer
+from geochips.io.threads import ThreadHandles, default_max_open
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
-MAX_OPEN_RANGE = (8, 256)
-"""Bounds of :func:`default_max_open`, handles per thread."""
-SHARING_THREADS = 8
-"""Reading threads a process is assumed to run (``__getitems__`` uses 8 for remote scenes)."""
-
-
-def default_max_open() -> int:
-    """Handles each reading thread keeps: a quarter of the file-descriptor limit, shared.
-
-    Shuffled reads over many scenes reopened a file for almost every chip with 8 handles
-    (669 chips/s over 104 scenes, 5,265 with all open: issue 14). An open COG holds one
-    descriptor and its parsed header (a few kB; the decoded tiles live in GDAL's block
-    cache, bounded apart). So a quarter of the soft ``RLIMIT_NOFILE`` is shared by
-    :data:`SHARING_THREADS` threads, within :data:`MAX_OPEN_RANGE`: 256 with the usual
-    container limits (20k descriptors or more), 32 with a desktop's 1024, and 32 where
-    there is no ``resource`` module (Windows).
-    """
-    try:
-        import resource  # POSIX only
-    except ImportError:
-        return 32
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_OPEN_RANGE[1]
-    low, high = MAX_OPEN_RANGE
-    return max(low, min(high, soft // 4 // SHARING_THREADS))
+__all__ = ["Reader", "default_max_open"]
 
 
 class Reader:
@@ -97,10 +73,7 @@ class Reader:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise InvalidParameterError(f"retries must be an int >= 0, got retries={retries!r}")
         self.retries = retries
-        self._pid: int | None = None
-        self._local = threading.local()
-        self._caches: list[HandleCache] = []
-        self._lock = threading.Lock()
+        self._threads = ThreadHandles(self.max_open, self.gdal_options)
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -113,24 +86,6 @@ class Reader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
-    def _cache(self) -> HandleCache:
-        pid = os.getpid()
-        if self._pid != pid:
-            with self._lock:
-                if self._pid != pid:
-                    # A forked child inherits the parent's handles in memory: forget them
-                    # without closing (closing would touch the parent's file state).
-                    self._local = threading.local()
-                    self._caches = []
-                    self._pid = pid
-        cache: HandleCache | None = getattr(self._local, "cache", None)
-        if cache is None:
-            cache = HandleCache(self.max_open)
-            self._local.cache = cache
-            with self._lock:
-                self._caches.append(cache)
-        return cache
-
     def scope(self) -> AbstractContextManager[Any]:
         """Return the context reads of this thread run in: the GDAL options set, then undone.
 
@@ -138,19 +93,7 @@ class Reader:
         the options once. In a thread :meth:`own_thread` has prepared it does nothing.
         Options the caller set before (an outer ``rasterio.Env``) are back after it.
         """
-        self._cache()  # a fork forgets the parent's thread state first
-        if getattr(self._local, "scoped", False):
-            return nullcontext()
-        return self._scoped()
-
-    @contextmanager
-    def _scoped(self) -> Iterator[None]:
-        with settings.applied(config_values(self.gdal_options)):
-            self._local.scoped = True
-            try:
-                yield
-            finally:
-                self._local.scoped = False
+        return self._threads.scope()
 
     def own_thread(self) -> None:
         """Set the GDAL options for good in the calling thread, which geochips owns.
@@ -159,23 +102,15 @@ class Reader:
         sets options thread-locally (CPLSetThreadLocalConfigOption), so they stay with that
         thread and its reads need no :meth:`scope` each.
         """
-        if threading.current_thread() is threading.main_thread():
-            return  # process-wide there: each read scopes its options instead
-        self._cache()
-        for key, value in config_values(self.gdal_options).items():
-            set_gdal_config(key, value)
-        self._local.scoped = True
+        self._threads.own_thread()
 
     def open_count(self) -> int:
         """Return how many datasets this process holds open, over all threads."""
-        return sum(len(c) for c in self._caches) if self._pid == os.getpid() else 0
+        return self._threads.open_count()
 
     def close(self) -> None:
         """Close every handle this process opened."""
-        if self._pid == os.getpid():
-            with self._lock:
-                for cache in self._caches:
-                    cache.clear()
+        self._threads.close()
 
     @staticmethod
     def _key(scene: Scene, file: int) -> HandleKey:
@@ -186,7 +121,7 @@ class Reader:
 
     def _handle(self, scene: Scene, file: int) -> Handle:
         """Return the cached handle of ``file``, opened (and checked) on first use."""
-        cache = self._cache()
+        cache = self._threads.cache()
         href = scene.hrefs[file]
         key = self._key(scene, file)
         path = self.signer(href) if self.signer is not None else href
@@ -243,22 +178,14 @@ class Reader:
         if not fresh:
             data: np.ndarray = self._handle(scene, file).read(indexes, window=inner, out=out)
             return data
-        self._cache().discard(self._key(scene, file))
+        self._threads.cache().discard(self._key(scene, file))
         with rasterio.Env(CPL_DEBUG="ON"):
             href = scene.hrefs[file]
             if hrefs.is_remote(href):
-                self._forget_downloads(self.signer(href) if self.signer is not None else href)
+                path = self.signer(href) if self.signer is not None else href
+                forget_downloads(path, self.gdal_options)
             data = self._handle(scene, file).read(indexes, window=inner, out=out)
         return data
-
-    def _forget_downloads(self, path: str) -> None:
-        """Drop what GDAL's HTTP cache holds of ``path`` (a failed read may have left part).
-
-        Opening a file with ``CPL_VSIL_CURL_NON_CACHED`` naming it clears its cached
-        ranges; the handle itself is closed at once.
-        """
-        with open_env(path, self.gdal_options, {"CPL_VSIL_CURL_NON_CACHED": _vsi_path(path)}):
-            rasterio.open(path).close()
 
     def _read_file(
         self,
@@ -270,59 +197,17 @@ class Reader:
         window: ChipWindow,
         chip_id: str | None,
     ) -> np.ndarray:
-        """Read bands ``indexes`` of one file, retrying a failed remote read.
-
-        Remote reads get :data:`~geochips.io.settings.READ_RETRIES` more attempts with
-        backoff, within :data:`~geochips.io.settings.READ_BUDGET` seconds; each retry reopens
-        the file with its HTTP cache cleared (and a refused signed href signed afresh), and
-        stops early when GDAL's answer says trying again cannot help (404, damaged tile).
-        """
-        href = scene.hrefs[file]
-        remote = hrefs.is_remote(href)
-        signed = self.signer is not None
-        attempts = 1 + (self.retries if remote or signed else 0)
-        started = time.monotonic()
-        cause: gdallog.Cause | None = None
-        made = 0
-        for attempt in range(attempts):
-            made = attempt + 1
-            error_text = ""
-            try:
-                with gdallog.capture(debug=attempt > 0) as records:
-                    data = self._attempt(scene, file, indexes, inner, out, fresh=attempt > 0)
-            except RasterioError as exc:
-                # Only text leaves this block: no exception context may hold a signed path.
-                error_text = _error_chain(exc)
-            if error_text:
-                cause = gdallog.diagnose(error_text, records, remote)
-            else:
-                # GDAL may return pixels and only warn: a corrupt JPEG tile decodes wrong.
-                cause = gdallog.warned_cause(records)
-                if cause is None:
-                    return data
-            if cause.persistent or attempt + 1 == attempts:
-                break
-            if cause.kind == "http" and attempt > 0 and not (cause.status == 403 and signed):
-                break  # GDAL retried this status itself (GDAL_HTTP_MAX_RETRY) on each attempt
-            if time.monotonic() - started > settings.READ_BUDGET:
-                break
-            if self.signer is not None:
-                path = self._cache().path(self._key(scene, file)) or self.signer(href)
-                if path != href:
-                    self.signer.refresh(href, failed=path)
-            time.sleep(settings.RETRY_BACKOFF * 2**attempt)
-        assert cause is not None
-        raise SceneReadError(
-            f"cannot read {_describe(window, chip_id)} of scene {scene.id!r} at "
-            f"{hrefs.redact(href)}: "
-            f"{cause.text}; {made} attempt{'s' if made > 1 else ''} in "
-            f"{time.monotonic() - started:.1f} s. "
-            + gdallog.advice(
-                cause,
-                remote=remote,
-                signed=self.signer is not None and self.signer(href) != href,
-                options=self.gdal_options,
-            )
+        """Read bands ``indexes`` of one file, retrying a failed remote read (``retries``)."""
+        return read_retrying(
+            lambda fresh: self._attempt(scene, file, indexes, inner, out, fresh),
+            lambda: self._threads.cache().path(self._key(scene, file)),
+            scene,
+            file,
+            window=window,
+            chip_id=chip_id,
+            retries=self.retries,
+            signer=self.signer,
+            gdal_options=self.gdal_options,
         )
 
     def read(
@@ -348,7 +233,7 @@ class Reader:
                 remote files), or GDAL warned while decoding it (damaged data).
             SceneChangedError: the file no longer matches the scene's header.
         """
-        with self.scope():
+        with self._threads.scope():
             return self._read(scene, window, bands, fill_value, out, chip_id)
 
     def _read(
@@ -363,83 +248,18 @@ class Reader:
         band_map = scene.band_map()
         wanted = [band_map[b - 1] for b in bands] if bands is not None else band_map
         # The part of the window inside the scene; it is the whole window unless padded.
-        r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
-        r1 = min(window.row_off + window.height, scene.height)
-        c1 = min(window.col_off + window.width, scene.width)
-        inner = Window(col_off=c0, row_off=r0, width=max(c1 - c0, 0), height=max(r1 - r0, 0))
-        full = (r0, c0, r1, c1) == (
-            window.row_off,
-            window.col_off,
-            window.row_off + window.height,
-            window.col_off + window.width,
-        )
-        padded = (
-            None
-            if full
-            else np.full((len(wanted), window.height, window.width), fill_value, dtype=scene.dtype)
-        )
+        inner, full = inside(scene, window)
+        padded = None if full else filled(window, len(wanted), fill_value, scene.dtype)
         if padded is not None and (inner.width == 0 or inner.height == 0):
             return padded
         parts = []
         # Consecutive bands of one file are read in one call.
-        groups = _group_by_file(wanted)
+        groups = group_by_file(wanted)
         direct = out if full and len(groups) == 1 else None
         for file, indexes in groups:
             try:
                 parts.append(self._read_file(scene, file, indexes, inner, direct, window, chip_id))
             except SceneChangedError as exc:
-                raise SceneChangedError(f"{exc} (reading {_describe(window, chip_id)})") from None
+                raise SceneChangedError(f"{exc} (reading {describe(window, chip_id)})") from None
         data = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        if padded is None:
-            return data
-        padded[
-            :, r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off
-        ] = data
-        return padded
-
-
-def _describe(window: ChipWindow, chip_id: str | None) -> str:
-    """Name a chip and its window in a message."""
-    text = (
-        f"window (row_off={window.row_off}, col_off={window.col_off}, "
-        f"height={window.height}, width={window.width})"
-    )
-    return text if chip_id is None else f"chip {chip_id!r}, {text}"
-
-
-def _error_chain(exc: BaseException) -> str:
-    """GDAL's messages in ``exc`` and its causes, most specific first, redacted.
-
-    rasterio raises "Read failed. See previous exception for details." and chains GDAL's
-    own errors as causes ("TIFFFillTile: Read error ... got 0 bytes, expected 119771").
-    """
-    messages: list[str] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(messages) < 8:
-        text = str(seen)
-        if text and "See previous exception" not in text and text not in messages:
-            messages.append(text)
-        seen = seen.__cause__
-    return hrefs.redact_text(" <- ".join(reversed(messages)) or type(exc).__name__)
-
-
-def _vsi_path(path: str) -> str:
-    """The GDAL /vsi path of ``path``, as GDAL's HTTP cache names the file."""
-    if path.startswith("/vsi"):
-        return path
-    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
-    if scheme in ("http", "https", "ftp"):
-        return f"/vsicurl/{path}"
-    if scheme in ("s3", "gs", "az", "oss"):
-        return f"/vsi{scheme}/{path.split('://', 1)[1]}"
-    return path
-
-
-def _group_by_file(wanted: list[tuple[int, int]]) -> list[tuple[int, list[int]]]:
-    groups: list[tuple[int, list[int]]] = []
-    for file, band in wanted:
-        if groups and groups[-1][0] == file:
-            groups[-1][1].append(band)
-        else:
-            groups.append((file, [band]))
-    return groups
+        return data if padded is None else paste(padded, data, window, inner)

@@ -13,8 +13,9 @@ ranks: each share therefore holds its latest chip back, and the merge adds a hel
 only if no share accumulated it. Shares that overlap otherwise are counted once per share,
 and the merge warns.
 
-The functions taking ``st`` are steps of :class:`~geochips.Stitcher` itself, kept here so
-that the class reads as the single-process path.
+The functions here are steps of :class:`~geochips.Stitcher` on its
+:class:`~geochips.predict.canvas.Canvas`, kept apart so that the class reads as the
+single-process path.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ from typing import Any
 import numpy as np
 
 from geochips.errors import GeochipsWarning
-from geochips.io.writer import BLOCK, PartReader, PartWriter
+from geochips.io.writer import BLOCK, PartReader, PartWriter, part_path
 from geochips.predict.blend import final
+from geochips.predict.canvas import Canvas
 from geochips.predict.tiles import Tile, TileKey
+from geochips.windows import ChipWindow
+
+Held = tuple[int, int, ChipWindow, np.ndarray, np.ndarray | None]
+"""The chip a share holds back: scene position, chip position, window, values, valid mask."""
 
 
 def pack(tile: Tile, blend: str) -> np.ndarray:
@@ -65,45 +71,59 @@ def combine(planes: list[np.ndarray], bands: int, blend: str) -> Tile:
     return Tile(value.astype(np.float32), weight.astype(np.float32), empty)
 
 
-def close_share(st: Any) -> list[str]:
+def part_file(canvas: Canvas, s: int, rank: int, world: int) -> str:
+    """The file of rank ``rank``'s accumulators of scene ``s``, beside its output."""
+    return part_path(canvas.outputs[s], rank, world)
+
+
+def seen_file(canvas: Canvas, rank: int, world: int) -> str:
+    """The file of the chips rank ``rank`` saw, beside the first scene's output."""
+    first = canvas.outputs[min(canvas.outputs)]
+    return part_path(first, rank, world) + ".chips.npz"
+
+
+def close_share(
+    canvas: Canvas, part: tuple[int, int], seen: np.ndarray, pending: Held | None
+) -> list[str]:
     """Write a share's accumulators, scene by scene, and the chips it saw (at close)."""
-    assert st.part is not None
-    rank, world = st.part
+    rank, world = part
     written = []
     try:
         by_scene: dict[int, list[TileKey]] = {}
-        for key in st._cache.keys():
+        for key in canvas.cache.keys():
             by_scene.setdefault(key[0], []).append(key)
         for s, keys in sorted(by_scene.items()):
-            writer = PartWriter(st._part_files(s, rank, world), st.index.scenes[s], st.bands + 2)
+            writer = PartWriter(
+                part_file(canvas, s, rank, world), canvas.index.scenes[s], canvas.bands + 2
+            )
             try:
                 for key in sorted(keys):
-                    tile = st._cache.pop(key)
+                    tile = canvas.cache.pop(key)
                     assert tile is not None
-                    writer.write(pack(tile, st.blend), key[1] * BLOCK, key[2] * BLOCK)
+                    writer.write(pack(tile, canvas.blend), key[1] * BLOCK, key[2] * BLOCK)
             except BaseException:
                 writer.abort()
                 raise
             written.append(writer.finish())
-        if st._paths:
-            seen = st._seen.copy()
-            pending: dict[str, Any] = {}
-            if st._pending is not None:
-                _, position, _, values, mask = st._pending
+        if canvas.outputs:
+            seen = seen.copy()
+            held: dict[str, Any] = {}
+            if pending is not None:
+                _, position, _, values, mask = pending
                 seen[position] = False
-                pending = {"position": position, "values": values}
+                held = {"position": position, "values": values}
                 if mask is not None:
-                    pending["mask"] = mask
-            np.savez(st._seen_file(rank, world), seen=np.flatnonzero(seen), **pending)
+                    held["mask"] = mask
+            np.savez(seen_file(canvas, rank, world), seen=np.flatnonzero(seen), **held)
     finally:
-        st._cache.close()
-    st.paths = written
+        canvas.cache.close()
+    canvas.paths = written
     return written
 
 
-def add_shares(st: Any, files: list[str]) -> None:
-    """Mark the chips every share accumulated; add each held-back chip no share had."""
-    counts = np.zeros(len(st.index), dtype=np.int64)
+def add_shares(canvas: Canvas, seen: np.ndarray, files: list[str]) -> None:
+    """Mark in ``seen`` the chips every share accumulated; add each held-back chip no share had."""
+    counts = np.zeros(len(canvas.index), dtype=np.int64)
     held = []
     for f in files:
         with np.load(f) as share:
@@ -111,45 +131,46 @@ def add_shares(st: Any, files: list[str]) -> None:
             if "position" in share:
                 mask = share["mask"] if "mask" in share else None
                 held.append((int(share["position"]), share["values"], mask))
-    st._seen |= counts > 0
+    seen |= counts > 0
     twice = np.flatnonzero(counts > 1)
     if len(twice):
         warnings.warn(
             f"{len(twice)} chips were stitched by more than one rank (e.g. "
-            f"{st.index.chip_id(int(twice[0]))!r}) and count once for each: give each "
+            f"{canvas.index.chip_id(int(twice[0]))!r}) and count once for each: give each "
             "rank a disjoint share (DistributedSampler's)",
             GeochipsWarning,
             stacklevel=3,
         )
     for position, values, mask in held:
-        if not st._seen[position]:
-            st._seen[position] = True
-            scene_pos, window = st.index.locate(position)
-            st._add_chip(scene_pos, position, window, values, mask)
+        if not seen[position]:
+            seen[position] = True
+            scene_pos, window = canvas.index.locate(position)
+            canvas.add_chip(scene_pos, position, window, values, mask)
 
 
-def merge_scene(st: Any, s: int, parts: int) -> None:
+def merge_scene(canvas: Canvas, s: int, parts: int) -> None:
     """Combine the shares of scene ``s`` tile by tile and write its COG."""
-    files = [st._part_files(s, rank, parts) for rank in range(parts)]
+    files = [part_file(canvas, s, rank, parts) for rank in range(parts)]
     readers = [PartReader(f) for f in files if os.path.exists(f)]
-    held = [k for k in st._cache.keys() if k[0] == s]
+    held = [k for k in canvas.cache.keys() if k[0] == s]
     if not readers and not held:
         return
-    scene = st.index.scenes[s]
+    scene = canvas.index.scenes[s]
     try:
-        for ty, tx in zip(*np.nonzero(st._expected[s]), strict=True):
+        for ty, tx in zip(*np.nonzero(canvas.expected[s]), strict=True):
             r0, c0 = int(ty) * BLOCK, int(tx) * BLOCK
             h, w = min(BLOCK, scene.height - r0), min(BLOCK, scene.width - c0)
             planes = [reader.read(r0, c0, h, w) for reader in readers]
-            extra = st._cache.pop((s, int(ty), int(tx)))
+            extra = canvas.cache.pop((s, int(ty), int(tx)))
             if extra is not None:
-                planes.append(pack(extra, st.blend))
+                planes.append(pack(extra, canvas.blend))
             if not planes:
                 continue
-            tile = combine(planes, st.bands, st.blend)
-            st._writer(s).write(final(tile, st.blend, st.output, st.dtype, st.nodata), r0, c0)
-        if s in st._writers:
-            st.paths.append(st._writers.pop(s).finish(st._resampling(), st.compress))
+            tile = combine(planes, canvas.bands, canvas.blend)
+            out = final(tile, canvas.blend, canvas.output, canvas.dtype, canvas.nodata)
+            canvas.writer(s).write(out, r0, c0)
+        if s in canvas.writers:
+            canvas.finish_scene(s)
     finally:
         for reader in readers:
             reader.close()

@@ -35,6 +35,23 @@ def path_for(path: Any, scene: Scene, scenes: int) -> str:
     return text
 
 
+def output_paths(path: Any, index: ChipIndex, overwrite: bool) -> dict[int, str]:
+    """The output path of each scene position with chips, in order (:func:`path_for`).
+
+    Raises:
+        InvalidParameterError: an output exists and ``overwrite`` is False.
+    """
+    used = np.unique(index.column("scene")).tolist() if len(index) else []
+    paths = {s: path_for(path, index.scenes[s], len(used)) for s in used}
+    clash = [p for p in paths.values() if os.path.exists(p)]
+    if clash and not overwrite:
+        raise InvalidParameterError(
+            f"{clash[0]!r} exists ({len(clash)} output(s) do); remove them, choose "
+            "another path, or pass overwrite=True"
+        )
+    return paths
+
+
 def tile_counts(
     index: ChipIndex, used: list[int]
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:

@@ -26,8 +26,9 @@ result does not depend on the order chips arrive in (exactly, for ``"center"`` a
 pads its shards with repeats) counts once.
 
 Memory: each output tile (512x512) accumulates until every chip over it has arrived, then
-is written and freed; accumulators beyond ``cache_mb`` spill to disk
-(:mod:`geochips.predict.tiles`), so shuffled chips over a 16k x 16k scene stay within it.
+is written and freed (:mod:`geochips.predict.canvas`); accumulators beyond ``cache_mb``
+spill to disk (:mod:`geochips.predict.tiles`), so shuffled chips over a 16k x 16k scene
+stay within it.
 """
 
 from __future__ import annotations
@@ -41,14 +42,12 @@ import numpy as np
 
 from geochips.errors import GeochipsWarning, InvalidParameterError
 from geochips.index import ChipIndex
-from geochips.io.writer import BLOCK, SceneWriter, part_path
-from geochips.predict.blend import BLENDS, OUTPUTS, blend_into, final, output_type, window_weights
-from geochips.predict.parts import add_shares, close_share, merge_scene
-from geochips.predict.plan import as_array, chip_ids, path_for, tile_counts
-from geochips.predict.tiles import TileCache, TileKey
+from geochips.predict.blend import BLENDS, OUTPUTS, output_type
+from geochips.predict.canvas import Canvas
+from geochips.predict.parts import Held, add_shares, close_share, merge_scene, seen_file
+from geochips.predict.plan import as_array, chip_ids, output_paths
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
-from geochips.windows import ChipWindow
 
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 AUTO_MIN_CHIPS = 1000
@@ -120,27 +119,23 @@ class Stitcher:
             raise InvalidParameterError(f"compress must be one of {COMPRESSIONS}, got {compress!r}")
         self.compress = compress.lower()
         self.dtype, self.nodata = output_type(output, bands, nodata)
-        used = np.unique(index.column("scene")).tolist() if len(index) else []
-        self._paths = {s: path_for(path, index.scenes[s], len(used)) for s in used}
-        clash = [p for p in self._paths.values() if os.path.exists(p)]
-        if clash and not overwrite:
-            raise InvalidParameterError(
-                f"{clash[0]!r} exists ({len(clash)} output(s) do); remove them, choose "
-                "another path, or pass overwrite=True"
-            )
+        self._paths = output_paths(path, index, overwrite)
         self.overwrite = overwrite
-        self._expected, self._received = tile_counts(index, used)
         self._seen = np.zeros(len(index), dtype=bool)
-        self._pending: tuple[int, int, ChipWindow, np.ndarray, np.ndarray | None] | None = None
-        self._hold = part is not None  # a share or a merge: tiles wait for close
-        folder = os.path.dirname(os.path.abspath(next(iter(self._paths.values()), ".")))
-        os.makedirs(folder, exist_ok=True)
-        self._cache = TileCache(cache_mb * 2**20, folder)
-        self._writers: dict[int, SceneWriter] = {}
-        self._tiles_left = {s: int((self._expected[s] > 0).sum()) for s in used}
-        self._weights: dict[tuple[int, int], np.ndarray] = {}
-        self.paths: list[str] = []
-        """Outputs written, in the order their scenes were completed."""
+        self._pending: Held | None = None
+        self._canvas = Canvas(
+            index,
+            self._paths,
+            bands=bands,
+            blend=blend,
+            output=output,
+            dtype=self.dtype,
+            nodata=self.nodata,
+            overwrite=overwrite,
+            compress=self.compress,
+            cache_bytes=cache_mb * 2**20,
+            hold=part is not None,  # a share or a merge: tiles wait for close
+        )
         self.missing: list[str] = []
         """Chip ids of the index never added (set by :meth:`close`)."""
         self._closed = False
@@ -156,7 +151,12 @@ class Stitcher:
         Many spills: raise ``cache_mb``, or add chips in a more local order (e.g. that of
         :class:`~geochips.BlockShuffleSampler`).
         """
-        return self._cache.spills
+        return self._canvas.cache.spills
+
+    @property
+    def paths(self) -> list[str]:
+        """Outputs written, in the order their scenes were completed."""
+        return self._canvas.paths
 
     def __enter__(self) -> Stitcher:
         return self
@@ -206,86 +206,18 @@ class Stitcher:
             added += 1
             mask = None if valid_arr is None else valid_arr[i, 0]
             if self.part is None:
-                self._add_chip(scene_pos, position, window, values[i], mask)
+                self._canvas.add_chip(scene_pos, position, window, values[i], mask)
                 continue
             # A share holds its latest chip back: DistributedSampler pads shards by giving
             # the first chips again as the last sample of some ranks, and only the merge
             # knows whether another rank had it (parts).
             if self._pending is not None:
-                self._add_chip(*self._pending)
+                self._canvas.add_chip(*self._pending)
             keep = None if mask is None else mask.copy()
             self._pending = (scene_pos, position, window, values[i].copy(), keep)
         self._counter.add(added)
 
-    def _add_chip(
-        self,
-        s: int,
-        position: int,
-        w: ChipWindow,
-        values: np.ndarray,
-        valid: np.ndarray | None,
-    ) -> None:
-        scene = self.index.scenes[s]
-        weight = self._weights.get((w.height, w.width))
-        if weight is None:
-            weight = self._weights[(w.height, w.width)] = window_weights(
-                self.blend, w.height, w.width
-            )
-        if valid is not None:
-            weight = np.where(valid, weight, np.float32(np.nan if self.blend == "center" else 0))
-        r0, c0 = max(w.row_off, 0), max(w.col_off, 0)
-        r1, c1 = min(w.row_off + w.height, scene.height), min(w.col_off + w.width, scene.width)
-        for ty in range(r0 // BLOCK, (r1 - 1) // BLOCK + 1):
-            for tx in range(c0 // BLOCK, (c1 - 1) // BLOCK + 1):
-                key = (s, ty, tx)
-                tr0, tc0 = ty * BLOCK, tx * BLOCK
-                shape = (min(BLOCK, scene.height - tr0), min(BLOCK, scene.width - tc0))
-                tile = self._cache.get(key, (self.bands, shape, self.blend))
-                ar0, ar1 = max(r0, tr0), min(r1, tr0 + shape[0])
-                ac0, ac1 = max(c0, tc0), min(c1, tc0 + shape[1])
-                into = (slice(ar0 - tr0, ar1 - tr0), slice(ac0 - tc0, ac1 - tc0))
-                take = (
-                    slice(ar0 - w.row_off, ar1 - w.row_off),
-                    slice(ac0 - w.col_off, ac1 - w.col_off),
-                )
-                chip = values[(slice(None), *take)]
-                blend_into(self.blend, tile, into, chip, weight[take], position)
-                self._received[s][ty, tx] += 1
-                done = self._received[s][ty, tx] == self._expected[s][ty, tx]
-                if done and not self._hold:  # a share never knows a tile is complete
-                    self._finish_tile(key)
-
     # -- writing ------------------------------------------------------------------------
-
-    def _finish_tile(self, key: TileKey) -> None:
-        tile = self._cache.pop(key)
-        s, ty, tx = key
-        if tile is not None:
-            self._writer(s).write(
-                final(tile, self.blend, self.output, self.dtype, self.nodata),
-                ty * BLOCK,
-                tx * BLOCK,
-            )
-        self._tiles_left[s] -= 1
-        if self._tiles_left[s] == 0:
-            self.paths.append(self._writers.pop(s).finish(self._resampling(), self.compress))
-
-    def _writer(self, s: int) -> SceneWriter:
-        writer = self._writers.get(s)
-        if writer is None:
-            writer = self._writers[s] = SceneWriter(
-                self._paths[s],
-                self.index.scenes[s],
-                bands=1 if self.output == "argmax" else self.bands,
-                dtype=self.dtype,
-                nodata=self.nodata,
-                overwrite=self.overwrite,
-                scales=(1 / 254,) * self.bands if self.output == "quantized" else None,
-            )
-        return writer
-
-    def _resampling(self) -> str:
-        return "mode" if self.output == "argmax" else "average"
 
     def close(self) -> list[str]:
         """Write every scene not yet complete and return all outputs' paths.
@@ -297,19 +229,10 @@ class Stitcher:
             return self.paths
         self._closed = True
         if self.part is not None:
-            close_share(self)
+            close_share(self._canvas, self.part, self._seen, self._pending)
             self._counter.finish()
             return self.paths
-        try:
-            for key in sorted(self._cache.keys()):
-                self._finish_tile(key)
-            for s in sorted(s for s, left in self._tiles_left.items() if left):
-                if s in self._writers:
-                    self.paths.append(
-                        self._writers.pop(s).finish(self._resampling(), self.compress)
-                    )
-        finally:
-            self._cache.close()
+        self._canvas.finish_all()
         self._counter.finish()
         self._report_missing()
         return self.paths
@@ -327,13 +250,6 @@ class Stitcher:
             )
 
     # -- shares of several ranks ----------------------------------------------------------
-
-    def _part_files(self, s: int, rank: int, world: int) -> str:
-        return part_path(self._paths[s], rank, world)
-
-    def _seen_file(self, rank: int, world: int) -> str:
-        first = self._paths[min(self._paths)]
-        return part_path(first, rank, world) + ".chips.npz"
 
     @classmethod
     def merge(
@@ -355,22 +271,22 @@ class Stitcher:
         """
         out = cls(index, path, **kwargs)
         try:
-            seen = [out._seen_file(rank, parts) for rank in range(parts)]
+            seen = [seen_file(out._canvas, rank, parts) for rank in range(parts)]
             absent = [f for f in seen if not os.path.exists(f)]
             if absent:
                 raise InvalidParameterError(
                     f"{len(absent)} of {parts} ranks left no share (e.g. {absent[0]!r}): "
                     "every rank must close its Stitcher(part=(rank, world_size)) before merge"
                 )
-            out._hold = True
-            add_shares(out, seen)
+            out._canvas.hold = True
+            add_shares(out._canvas, out._seen, seen)
             for s in sorted(out._paths):
-                merge_scene(out, s, parts)
+                merge_scene(out._canvas, s, parts)
         except BaseException:
             out.abort()
             raise
         out._closed = True
-        out._cache.close()
+        out._canvas.cache.close()
         for f in seen:
             os.remove(f)
         out._report_missing()
@@ -379,7 +295,4 @@ class Stitcher:
     def abort(self) -> None:
         """Stop without writing: partial files and the scratch folder are removed."""
         self._closed = True
-        for writer in self._writers.values():
-            writer.abort()
-        self._writers.clear()
-        self._cache.close()
+        self._canvas.abort()
