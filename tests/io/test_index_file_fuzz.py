@@ -263,7 +263,9 @@ def _retyped(column, target, data):
     choice = data.draw(st.sampled_from(["cast", "nulls", "value"]))
     if choice == "cast":
         try:
-            return column.cast(target, safe=False)
+            cast = column.cast(target, safe=False)
+            cast.validate(full=True)  # binary cast to string keeps bytes that are not UTF-8
+            return cast
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return pa.nulls(n, target)
     if choice == "nulls":
