@@ -87,8 +87,8 @@ def index_command(args: argparse.Namespace) -> int:
         print(splits.report)
         report = check_leakage(splits, buffer=args.buffer)
         print(
-            f"leak-free: {report.pairs_checked} candidate pairs checked, no two chips of "
-            "different splits share ground"
+            f"leak-free: {report.pairs_checked} candidate pairs across splits checked, no two "
+            "chips of different splits share ground"
         )
         index = joined(index, splits)
     if out is not None:

@@ -51,8 +51,8 @@ def demo(workers: int = 2) -> int:
     print(splits.report)
     report = check_leakage(splits)  # raises if two splits share any ground
     print(
-        f"check_leakage: {report.pairs_checked} candidate pairs, no chip shares ground "
-        "across splits"
+        f"check_leakage: {report.pairs_checked} candidate pairs compared, no chip shares "
+        "ground across splits"
     )
     _save_and_reload(splits["train"])
     # The loading layer (and torch) only for the batches: --help and index stay light.

@@ -130,29 +130,48 @@ def comparisons(scenes: list[Scene], columns: dict[str, np.ndarray]) -> int:
     )
 
 
-def conflicts(ground: Ground, buffer: float = 0.0, counter: Counter | None = None) -> Pairs:
+def conflicts(
+    ground: Ground,
+    buffer: float = 0.0,
+    counter: Counter | None = None,
+    label: np.ndarray | None = None,
+) -> Pairs:
     """Return ``(i, j, overlap, candidates)``: every pair ``i < j`` of chips in conflict.
 
     ``overlap`` says whether the pair shares ground (else it is only closer than
-    ``buffer``); ``candidates`` is how many pairs the spatial index proposed. ``counter``
-    counts the chips queried, :func:`comparisons` of them in all.
+    ``buffer``); ``candidates`` is how many pairs the spatial index proposed and were
+    judged. With ``label`` (one per chip), only pairs of different labels are judged and
+    returned (the leakage proof's question), which spares the exact comparisons of pairs
+    inside one split. ``counter`` counts the chips queried, :func:`comparisons` of them
+    in all.
     """
     scene = ground.columns["scene"].astype(np.int64)
     none = np.zeros(0, np.int64)
-    found = [(none, none, none, 0), *_same_scene(ground, scene, buffer, counter)]
+    differ = _differ(label)
+    found = [(none, none, none, 0), *_same_scene(ground, scene, buffer, counter, differ)]
     native, key, framed = _passes(ground.scenes, scene, ground.georef)
     for crs, rows in native:
-        found += _same_crs(ground, scene, crs, rows, buffer, counter)
+        found += _same_crs(ground, scene, crs, rows, buffer, counter, differ)
     if framed is not None:
-        found += _in_frame(ground, scene, key, framed, buffer, counter)
+        found += _in_frame(ground, scene, key, framed, buffer, counter, differ)
     i = np.concatenate([f[0] for f in found]).astype(np.int64)
     j = np.concatenate([f[1] for f in found]).astype(np.int64)
     overlap = np.concatenate([f[2] for f in found]).astype(bool)
     return i, j, overlap, sum(f[3] for f in found)
 
 
+Differ: TypeAlias = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``differ(a, b)``: which pairs of rows are worth judging (all, or those of two labels)."""
+
+
+def _differ(label: np.ndarray | None) -> Differ:
+    if label is None:
+        return lambda a, b: np.ones(len(a), dtype=bool)
+    return lambda a, b: label[a] != label[b]
+
+
 def _same_scene(
-    ground: Ground, scene: np.ndarray, buffer: float, counter: Counter | None
+    ground: Ground, scene: np.ndarray, buffer: float, counter: Counter | None, differ: Differ
 ) -> list[Pairs]:
     """Chips of one scene: their pixel windows, exactly.
 
@@ -175,6 +194,8 @@ def _same_scene(
     def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
         keep = (q < t) & (scene[q] == scene[t])
         q, t = q[keep], t[keep]
+        keep = differ(q, t)
+        q, t = q[keep], t[keep]
         row_gap = np.maximum(r0[q], r0[t]) - np.minimum(r1[q], r1[t])
         col_gap = np.maximum(c0[q], c0[t]) - np.minimum(c1[q], c1[t])
         overlap = (row_gap < 0) & (col_gap < 0)
@@ -192,6 +213,7 @@ def _same_crs(
     rows: np.ndarray,
     buffer: float,
     counter: Counter | None,
+    differ: Differ,
 ) -> list[Pairs]:
     """Chips of different scenes in one projected CRS, on affine grids.
 
@@ -204,6 +226,8 @@ def _same_crs(
 
     def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
         keep = (q < t) & (scene[rows[q]] != scene[rows[t]])
+        q, t = q[keep], t[keep]
+        keep = differ(rows[q], rows[t])
         q, t = q[keep], t[keep]
         overlap, near = _exact_conflicts(ground.scenes, scene[rows], exact, q, t, buffer)
         hit = overlap | near
@@ -219,28 +243,44 @@ def _in_frame(
     geo: np.ndarray,
     buffer: float,
     counter: Counter | None,
+    differ: Differ,
 ) -> list[Pairs]:
     """Chips of scenes in different CRSs, or georeferenced by GCPs.
 
     Their footprints in the common frame are compared, where reprojected edges allow a
-    sliver of tolerance.
+    sliver of tolerance. Each group's chips are queried against a tree of the groups after
+    it only, so pairs of one group (compared exactly elsewhere) are never proposed.
     """
-    polys = ground.polygons[geo]
+    group = key[scene[geo]]
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    out: list[Pairs] = []
+    for start, end in zip(starts[:-1].tolist(), ends[:-1].tolist(), strict=True):
+        mine, later = geo[order[start:end]], geo[order[end:]]
 
-    def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
-        keep = (q < t) & (key[scene[geo[q]]] != key[scene[geo[t]]])
-        q, t = geo[q[keep]], geo[t[keep]]
-        a, b = ground.polygons[q], ground.polygons[t]
-        shared = shapely.area(shapely.intersection(a, b))
-        smaller = np.minimum(shapely.area(a), shapely.area(b))
-        overlap = shared > AREA_TOLERANCE * smaller
-        near = np.zeros(len(q), dtype=bool)
-        if buffer > 0:
-            near = shapely.distance(a, b) < buffer
-        hit = overlap | near
-        return q[hit], t[hit], overlap[hit], len(q)
+        def judge(
+            q: np.ndarray, t: np.ndarray, mine: np.ndarray = mine, later: np.ndarray = later
+        ) -> Pairs:
+            keep = differ(mine[q], later[t])
+            a_rows, b_rows = mine[q[keep]], later[t[keep]]
+            a, b = ground.polygons[a_rows], ground.polygons[b_rows]
+            shared = shapely.area(shapely.intersection(a, b))
+            smaller = np.minimum(shapely.area(a), shapely.area(b))
+            overlap = shared > AREA_TOLERANCE * smaller
+            near = np.zeros(len(a_rows), dtype=bool)
+            if buffer > 0:
+                near = shapely.distance(a, b) < buffer
+            hit = overlap | near
+            lo, hi = np.minimum(a_rows, b_rows), np.maximum(a_rows, b_rows)
+            return lo[hit], hi[hit], overlap[hit], len(a_rows)
 
-    return _pairs(polys, polys, buffer, judge, counter)
+        out += _pairs(ground.polygons[later], ground.polygons[mine], buffer, judge, None)
+        if counter is not None:
+            counter.add(end - start)
+    if counter is not None and len(starts):
+        counter.add(int(ends[-1] - starts[-1]))
+    return out
 
 
 def _native_groups(scenes: list[Scene], used: set[int]) -> tuple[np.ndarray, list[str]]:

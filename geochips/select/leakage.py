@@ -68,7 +68,8 @@ class LeakageReport:
     chips: int
     """Chips compared, over all splits."""
     pairs_checked: int
-    """Candidate pairs (from the spatial index) whose footprints were compared."""
+    """Candidate pairs of chips of two splits (from the spatial index) whose footprints were
+    compared; pairs inside one split are never compared."""
     leaks: list[tuple[str, str, str, str, str]]
     """``(split_a, chip_id_a, split_b, chip_id_b, kind)``, ``kind`` ``"overlap"`` or
     ``"buffer"``."""
@@ -159,8 +160,8 @@ def check_leakage(
         size=n,
     )
     ground = chip_ground(scenes, columns, frame, counter)
-    i, j, overlap, candidates = conflicts(ground, buffer_v, counter)
-    leak = label[i] != label[j]
+    i, j, overlap, candidates = conflicts(ground, buffer_v, counter, label)
+    leak = label[i] != label[j]  # all of them: only pairs of two labels are judged
     leaks = [
         (names[label[a]], ids[a], names[label[b]], ids[b], OVERLAP if o else NEAR)
         for a, b, o in zip(i[leak].tolist(), j[leak].tolist(), overlap[leak].tolist(), strict=True)
