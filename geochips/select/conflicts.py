@@ -26,8 +26,7 @@ import shapely
 from geochips.footprints import footprints, has_ground, same_crs
 from geochips.progress import Counter
 from geochips.scene import Scene
-from geochips.select.ground import CHUNK, Ground
-from geochips.windows import rows_by_scene
+from geochips.select.ground import CHUNK, Ground, pixel_sizes
 
 Pairs: TypeAlias = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """``(i, j, overlap, candidates)``: pairs in conflict and the candidates judged."""
@@ -50,23 +49,6 @@ REASONS = {
     OVERLAP: "shares ground with a chip of another split",
     NEAR: "lies closer than `buffer` to a chip of another split",
 }
-
-
-def _pixel_sizes(ground: Ground) -> np.ndarray:
-    """Ground size of a pixel of each scene, in frame units (1 for pixel-only scenes)."""
-    c = ground.columns
-    sizes = np.ones(len(ground.scenes))
-    if not ground.georef.any():
-        return sizes
-    area = np.full(len(c["scene"]), np.nan)
-    area[ground.georef] = shapely.area(ground.polygons[ground.georef])
-    per_px = np.sqrt(area / (c["height"].astype(np.float64) * c["width"]))
-    for s, rows in rows_by_scene(c["scene"]):
-        if has_ground(ground.scenes[s]):
-            values = per_px[rows][np.isfinite(per_px[rows])]
-            if len(values):
-                sizes[s] = float(np.median(values))
-    return sizes
 
 
 def _pairs(
@@ -182,7 +164,7 @@ def _same_scene(
     c0 = c["col_off"].astype(np.float64)
     r1 = r0 + c["height"]
     c1 = c0 + c["width"]
-    buffer_px = buffer / _pixel_sizes(ground)  # per scene
+    buffer_px = buffer / pixel_sizes(ground.scenes, scene, ground.frame)  # per scene
     max_buffer_px = float(buffer_px.max()) if len(buffer_px) else 0.0
     extent = np.zeros(len(ground.scenes))
     if len(scene):

@@ -103,6 +103,55 @@ def chip_ground(
     return Ground(scenes, columns, frame, polygons, georef)
 
 
+def outlines(scenes: list[Scene], used: np.ndarray, frame: str) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-scene footprints in ``frame`` of the ``used`` scenes that have ground.
+
+    Returns ``(scene, outline)``. Scenes on one grid (one CRS, transform and size: the
+    revisits of a tile) are projected once.
+    """
+    geo = [s for s in np.unique(used).tolist() if has_ground(scenes[s])]
+    grid: dict[object, int] = {}
+    first: list[int] = []
+    reps_list: list[int] = []
+    for s in geo:
+        sc = scenes[s]
+        on_grid = sc.georef == "transform" and sc.transform is not None
+        key = (sc.crs, tuple(sc.transform or ()), sc.height, sc.width) if on_grid else s
+        if key not in grid:
+            grid[key] = len(reps_list)
+            reps_list.append(s)
+        first.append(grid[key])
+    reps = np.array(reps_list, dtype=np.int64)
+    h = np.array([scenes[s].height for s in reps], dtype=np.int64)
+    w = np.array([scenes[s].width for s in reps], dtype=np.int64)
+    zero = np.zeros(len(reps), np.int64)
+    whole = {"scene": reps, "row_off": zero, "col_off": zero, "height": h, "width": w}
+    shapes = footprints(scenes, whole, frame) if len(reps) else np.zeros(0, dtype=object)
+    return np.array(geo, dtype=np.int64), shapes[np.array(first, dtype=np.int64)]
+
+
+def pixel_sizes(scenes: list[Scene], used: np.ndarray, frame: str | None) -> np.ndarray:
+    """The ground size of a pixel of each scene in ``frame`` units (1: no ground, unused).
+
+    The square root of the scene's whole footprint area over its pixel count: how
+    ``buffer`` (frame units) becomes pixels between chips of one scene, for the split and
+    the proof alike.
+    """
+    sizes = np.ones(len(scenes))
+    if frame is None:
+        return sizes
+    geo, shapes = outlines(scenes, used, frame)
+    if not len(geo):
+        return sizes
+    h = np.array([scenes[s].height for s in geo], dtype=np.float64)
+    w = np.array([scenes[s].width for s in geo], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_px = np.sqrt(shapely.area(shapes).astype(np.float64) / (h * w))
+    fine = np.isfinite(per_px) & (per_px > 0)
+    sizes[geo[fine]] = per_px[fine]
+    return sizes
+
+
 def window_columns(index: ChipIndex) -> dict[str, np.ndarray]:
     """Return the window columns of ``index`` (scene, offsets, sizes) as plain arrays."""
     return {

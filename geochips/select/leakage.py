@@ -1,14 +1,14 @@
 """Proof that splits do not leak: no two chips of different splits share ground or pixels.
 
-:func:`check_leakage` knows nothing of how the splits were made. It compares every pair of
-chips of different splits (candidates from a shapely STRtree, so 100k chips take about a
-second): pixel windows for chips of one scene, exact footprints in the CRS for scenes that
-share a projected CRS, and footprints in a common **frame** otherwise (EPSG:6933, global and
-equal-area, unless all scenes share one projected CRS), where reprojected edges allow a
-sliver of tolerance (:data:`AREA_TOLERANCE`). The comparison is
-:func:`geochips.select.conflicts.conflicts`, which
-:func:`geochips.select.splits.spatial_split` obeys to keep its splits apart; neither
-module imports anything of the splitting.
+:func:`check_leakage` knows nothing of how the splits were made. It finds every pair of
+chips of different splits in conflict by the rule of
+:func:`geochips.select.conflicts.conflicts` (pixel windows for chips of one scene, exact
+footprints in the CRS for scenes that share a projected CRS, footprints in a common
+**frame** otherwise: EPSG:6933, global and equal-area, unless all scenes share one
+projected CRS, with a sliver of tolerance, :data:`AREA_TOLERANCE`), but with an engine of
+its own, :mod:`geochips.select.proof`, which compares only chips near a split's border;
+:func:`geochips.select.splits.spatial_split` obeys ``conflicts``, so a bug in either shows
+as a disagreement. Neither module imports anything of the splitting.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from geochips.select.conflicts import (
     NEAR,
     OVERLAP,
     REASONS,
-    comparisons,
     conflicts,
 )
 from geochips.select.ground import (
@@ -35,8 +34,10 @@ from geochips.select.ground import (
     check_length,
     chip_ground,
     choose_frame,
+    pixel_sizes,
     window_columns,
 )
+from geochips.select.proof import leaks as find_leaks
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -105,8 +106,8 @@ def check_leakage(
         frame: CRS to compare scenes of different CRSs in.
         raise_on_leak: raise :class:`~geochips.LeakageError` (else only report).
         max_listed: chip-id pairs listed in the error message.
-        progress: ``"leakage check"`` counted in chips, once placed on the ground and
-            once per comparison pass they enter (between 2 and 4 counts per chip);
+        progress: ``"leakage check"`` counted in chips, twice: compared in their plane,
+            then in the frame;
             ``None`` shows it when stderr is a terminal and there are at least
             :data:`AUTO_MIN_CHIPS` chips, ``True``/``False`` always/never, or a callable
             ``(done, total)`` (see :mod:`geochips.progress`).
@@ -126,7 +127,6 @@ def check_leakage(
         k: [] for k in ("scene", "row_off", "col_off", "height", "width")
     }
     labels: list[np.ndarray] = []
-    ids: list[str] = []
     names = list(splits)
     for k, name in enumerate(names):
         index = splits[name]
@@ -143,7 +143,6 @@ def check_leakage(
         for key in ("row_off", "col_off", "height", "width"):
             parts[key].append(cols[key])
         labels.append(np.full(len(index), k, dtype=np.int64))
-        ids.extend(index.chip_ids)
     columns = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
     label = np.concatenate(labels) if labels else np.zeros(0, np.int64)
     n = len(label)
@@ -152,18 +151,20 @@ def check_leakage(
     used = {int(s) for s in np.unique(columns["scene"])}
     frame = frame or choose_frame([scenes[s] for s in used])
     counter = start_progress(
-        progress,
-        n + comparisons(scenes, columns),
-        label="leakage check",
-        unit="chip",
-        auto_min=AUTO_MIN_CHIPS,
-        size=n,
+        progress, 2 * n, label="leakage check", unit="chip", auto_min=AUTO_MIN_CHIPS, size=n
     )
-    ground = chip_ground(scenes, columns, frame, counter)
-    i, j, overlap, candidates = conflicts(ground, buffer_v, counter, label)
-    leak = label[i] != label[j]  # all of them: only pairs of two labels are judged
+    sizes = pixel_sizes(scenes, columns["scene"], frame)
+    i, j, overlap, candidates = find_leaks(scenes, columns, label, buffer_v, frame, sizes, counter)
+    leak = label[i] != label[j]  # all of them: only pairs of two labels are found
+    # Chip ids are made for the leaking chips only (a row is its split's first row + k).
+    offset = np.cumsum([0] + [len(splits[name]) for name in names])
+
+    def chip_id(row: int) -> str:
+        k = int(label[row])
+        return splits[names[k]].chip_id(row - int(offset[k]))
+
     leaks = [
-        (names[label[a]], ids[a], names[label[b]], ids[b], OVERLAP if o else NEAR)
+        (names[label[a]], chip_id(a), names[label[b]], chip_id(b), OVERLAP if o else NEAR)
         for a, b, o in zip(i[leak].tolist(), j[leak].tolist(), overlap[leak].tolist(), strict=True)
     ]
     report = LeakageReport(n, candidates, leaks)
