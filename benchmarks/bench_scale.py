@@ -1,6 +1,6 @@
 """Index operations from 100k to 10M chips: time, growth exponent (issue 14).
 
-python benchmarks/bench_scale.py [--sizes 100000 1000000 10000000] [--no-save]  # prints JSON
+python benchmarks/bench_scale.py [--sizes 100000 1000000 10000000] [--no-save] [--no-split]
 
 Synthetic headers (no file is opened), as in the issue: 961 chips a scene (4096 px, size
 256, stride 128), scenes in three UTM zones. Each operation is timed once per size, in
@@ -10,6 +10,8 @@ chips, as one file) in a temporary directory, ``load`` reads it back whole and o
 eight (``shard=(3, 8)``); ``*_rss_mb`` is the peak RSS the operation added to what the
 process held before it (Linux: the peak is reset through ``/proc/self/clear_refs``), and
 ``index_mb`` the index's own arrays, for the target "peak RSS < 2x the index's own size".
+``split`` is ``spatial_split`` 70/15/15 with the default blocks, ``leakage`` the proof of its
+result (target: both together < 60 s and < 4 GiB at 10M chips). Prints JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import shapely
 from affine import Affine
 
-from geochips import ChipIndex, Scene, filter_aoi
+from geochips import ChipIndex, Scene, check_leakage, filter_aoi, spatial_split
 
 CHIPS_PER_SCENE = 961
 
@@ -109,7 +111,22 @@ def files(index: ChipIndex, one_file: bool) -> dict[str, float]:
     return out
 
 
-def measure(chips: int, save: bool) -> dict[str, float]:
+def splits(index: ChipIndex) -> dict[str, float]:
+    """``spatial_split`` (70/15/15, default blocks) and ``check_leakage`` of its result."""
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}
+    out: dict[str, float] = {}
+    out["split_s"], out["split_rss_mb"], parts = peak(
+        lambda: spatial_split(index, fractions, progress=False)
+    )
+    out["dropped"] = parts.report.dropped
+    out["leakage_s"], out["leakage_rss_mb"], report = peak(
+        lambda: check_leakage(parts, progress=False)
+    )
+    assert report.ok
+    return out
+
+
+def measure(chips: int, save: bool, split: bool) -> dict[str, float]:
     index = ChipIndex.from_scenes(scenes(max(1, chips // CHIPS_PER_SCENE)), size=256, stride=128)
     aoi = shapely.box(0.0, 40.0, 6.0, 60.0)  # lon/lat: part of zone 31's scenes
     middle = index.chip_id(len(index) // 2)
@@ -119,6 +136,7 @@ def measure(chips: int, save: bool) -> dict[str, float]:
         "filter_aoi_s": timed(lambda: filter_aoi(index, aoi, crs="EPSG:4326")),
         "first_position_s": timed(lambda: index.position(middle)),
         **(files(index, one_file=chips <= 1_000_000) if save else {}),
+        **(splits(index) if split else {}),
     }
 
 
@@ -126,8 +144,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--no-save", action="store_true", help="skip save and load")
+    parser.add_argument("--no-split", action="store_true", help="skip split and leakage")
     args = parser.parse_args()
-    rows = [measure(n, not args.no_save) for n in args.sizes]
+    rows = [measure(n, not args.no_save, not args.no_split) for n in args.sizes]
     first, last = rows[0], rows[-1]
     growth = {
         key: math.log(last[key] / first[key]) / math.log(last["chips"] / first["chips"])

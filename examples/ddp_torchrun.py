@@ -84,6 +84,11 @@ def main() -> None:
         if args.report:
             with open(args.report, "w") as f:
                 json.dump(everyone, f)
+    # Shut down in order: every rank done with its collectives, DDP's reducer (which holds
+    # the group and gloo work) gone, then the group, so no gloo thread outlives the
+    # interpreter (an abort at exit otherwise, now and then, on a loaded machine).
+    dist.barrier()
+    del model, optimizer, loader
     dist.destroy_process_group()
 
 
