@@ -35,6 +35,7 @@ import shapely
 
 from geochips.errors import InvalidParameterError
 from geochips.progress import ProgressSpec, start_progress
+from geochips.scene import Scene
 from geochips.select.blocks import (
     ORDER_FIT,
     ORDERS,
@@ -128,6 +129,39 @@ class Splits(dict[str, "ChipIndex"]):
     report: SplitReport
 
 
+def revisits(
+    scenes: list[Scene], columns: dict[str, np.ndarray], buffer: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group chips with one window in scenes of one grid, the revisits of a tile.
+
+    Returns ``(unit of each chip, a chip of each unit, chips in each unit)``. Scenes of
+    one grid share a CRS and a transform. With a ``buffer``, chips of one scene and chips
+    of two scenes are kept apart by different measures (pixels, map units), so every chip
+    is then its own unit.
+    """
+    n = len(columns["scene"])
+    grid = np.arange(len(scenes), dtype=np.int64)
+    if buffer == 0:
+        seen: dict[tuple[object, ...], int] = {}
+        for k, sc in enumerate(scenes):
+            if sc.georef == "transform" and sc.crs is not None and sc.transform is not None:
+                grid[k] = seen.setdefault((sc.crs, *tuple(sc.transform)[:6]), k)
+    keys = [grid[columns["scene"]], *(columns[k].astype(np.int64) for k in WINDOW)]
+    spans = [int(k.max(initial=0)) + 1 for k in keys]
+    if n == 0 or buffer > 0 or float(np.prod(np.array(spans, dtype=np.float64))) >= 2.0**62:
+        return np.arange(n), np.arange(n), np.ones(n)
+    packed = np.zeros(n, dtype=np.int64)
+    for k, span in zip(keys, spans, strict=True):
+        packed = packed * span + k
+    _, first, unit_of, size = np.unique(
+        packed, return_index=True, return_inverse=True, return_counts=True
+    )
+    return unit_of.ravel(), first, size.astype(np.float64)
+
+
+WINDOW = ("row_off", "col_off", "height", "width")
+
+
 def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
     if not isinstance(fractions, Mapping) or not fractions:
         raise InvalidParameterError(
@@ -209,15 +243,19 @@ def spatial_split(
     scenes = list(index.scenes)
     used = {int(s) for s in np.unique(index.column("scene"))}
     frame = frame or choose_frame([scenes[s] for s in used])
-    columns = window_columns(index)
-    n = len(index)
+    chips = window_columns(index)
+    # Chips of one window in scenes of one grid (revisits of a tile) are one ground: they
+    # are split as one, their chip count its weight.
+    unit_of, first, size = revisits(scenes, chips, buffer_v)
+    columns = {k: v[first] for k, v in chips.items()}
+    n = len(first)
     counter = start_progress(
         progress,
         2 * n + comparisons(scenes, columns),
         label="spatial split",
         unit="chip",
         auto_min=AUTO_MIN_CHIPS,
-        size=n,
+        size=len(index),
     )
     ground = chip_ground(scenes, columns, frame, counter)
 
@@ -229,7 +267,7 @@ def spatial_split(
         block_v = DEFAULT_BLOCK_CHIPS * float(np.median(side))
     ground_block = block_v if ground.georef.any() else None
 
-    if n == 0:
+    if len(index) == 0:
         report = SplitReport(
             asked,
             dict.fromkeys(names, 0),
@@ -253,7 +291,7 @@ def spatial_split(
         ground, block_v or pixel_block, pixel_block, buffer_v
     )
     n_blocks = int(max(member_block.max(), centre.max())) + 1
-    weights = np.bincount(centre, minlength=n_blocks)
+    weights = np.bincount(centre, weights=size, minlength=n_blocks)
     target = np.array([asked[k] for k in names])
     order = best_order(weights, target, np.random.default_rng(int(seed)))
     # Two chips that lie in one block only always land in one split: their pairs are
@@ -272,7 +310,7 @@ def spatial_split(
     for _ in range(4):
         block_split = deal(weights, order, want)
         split, reason = resolve(block_split, member_chip, member_block, centre, graph, n)
-        kept = np.bincount(split[split >= 0], minlength=len(names)).astype(np.float64)
+        kept = np.bincount(split[split >= 0], weights=size[split >= 0], minlength=len(names))
         reached = kept / max(kept.sum(), 1.0)
         error = float(np.abs(reached - target).max())
         if best is None or error < best[0] - 1e-12:
@@ -283,6 +321,7 @@ def spatial_split(
         want = want / want.sum()
     assert best is not None
     _, split, reason = best
+    split, reason = split[unit_of], reason[unit_of]
 
     out = Splits()
     counts: dict[str, int] = {}

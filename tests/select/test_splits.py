@@ -460,3 +460,21 @@ def test_check_leakage_is_fast_on_100k_chips():
 
 def test_exports():
     assert geochips.spatial_split is spatial_split and geochips.check_leakage is check_leakage
+
+
+def test_revisits_of_a_grid_split_as_one_scene_does():
+    # Three passes over one 30 m grid: each window's three chips are one ground, so the
+    # split is the single scene's, window for window, each window's chips together.
+    one = ChipIndex.from_scenes([synthetic("p0", 600, 600)], size=32, stride=16)
+    three = ChipIndex.from_scenes(
+        [synthetic(f"p{k}", 600, 600) for k in range(3)], size=32, stride=16
+    )
+    alone = spatial_split(one, FRACTIONS, seed=3)
+    passes = spatial_split(three, FRACTIONS, seed=3)
+    check_leakage(passes)
+    for name in FRACTIONS:
+        windows = {c.split("/", 2)[2] for c in alone[name].chip_ids}
+        ids = passes[name].chip_ids
+        assert len(ids) == 3 * len(windows)
+        assert {c.split("/", 2)[2] for c in ids} == windows
+    assert passes.report.dropped == 3 * alone.report.dropped
