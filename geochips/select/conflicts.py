@@ -164,7 +164,10 @@ def _same_scene(
     c0 = c["col_off"].astype(np.float64)
     r1 = r0 + c["height"]
     c1 = c0 + c["width"]
-    buffer_px = buffer / pixel_sizes(ground.scenes, scene, ground.frame)  # per scene
+    if buffer > 0:
+        buffer_px = buffer / pixel_sizes(ground.scenes, scene, ground.frame)  # per scene
+    else:
+        buffer_px = np.zeros(len(ground.scenes))
     max_buffer_px = float(buffer_px.max()) if len(buffer_px) else 0.0
     extent = np.zeros(len(ground.scenes))
     if len(scene):
@@ -203,6 +206,8 @@ def _same_crs(
     """
     if ground.frame is not None and same_crs(crs, ground.frame):
         exact = ground.polygons[rows]
+    elif all(_north_up(ground.scenes[s]) for s in np.unique(scene[rows]).tolist()):
+        exact = _rectangles(ground.scenes, _rows(ground.columns, rows))  # no PROJ needed
     else:
         exact = footprints(ground.scenes, _rows(ground.columns, rows), "scene")
 
@@ -318,6 +323,23 @@ def _exact_conflicts(
         if buffer > 0:
             near[skew] = ~overlap[skew] & (shapely.distance(a, b) < buffer)
     return overlap, near
+
+
+def _rectangles(scenes: list[Scene], columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Footprints of chips of north-up scenes in their CRS: boxes from the transforms."""
+    t = np.array([tuple(s.transform or (1, 0, 0, 0, 1, 0))[:6] for s in scenes])
+    t = t[columns["scene"]]
+    r0, c0 = columns["row_off"].astype(np.float64), columns["col_off"].astype(np.float64)
+    r1, c1 = r0 + columns["height"], c0 + columns["width"]
+    x0, x1 = t[:, 2] + c0 * t[:, 0], t[:, 2] + c1 * t[:, 0]
+    y0, y1 = t[:, 5] + r0 * t[:, 4], t[:, 5] + r1 * t[:, 4]
+    lo_x, lo_y, hi_x, hi_y = (
+        np.minimum(x0, x1),
+        np.minimum(y0, y1),
+        np.maximum(x0, x1),
+        np.maximum(y0, y1),
+    )
+    return np.asarray(shapely.box(lo_x, lo_y, hi_x, hi_y))
 
 
 def _north_up(scene: Scene) -> bool:

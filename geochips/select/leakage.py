@@ -153,7 +153,7 @@ def check_leakage(
     counter = start_progress(
         progress, 2 * n, label="leakage check", unit="chip", auto_min=AUTO_MIN_CHIPS, size=n
     )
-    sizes = pixel_sizes(scenes, columns["scene"], frame)
+    sizes = pixel_sizes(scenes, columns["scene"], frame) if buffer_v > 0 else np.ones(len(scenes))
     i, j, overlap, candidates = find_leaks(scenes, columns, label, buffer_v, frame, sizes, counter)
     leak = label[i] != label[j]  # all of them: only pairs of two labels are found
     # Chip ids are made for the leaking chips only (a row is its split's first row + k).
