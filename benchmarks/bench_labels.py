@@ -1,6 +1,7 @@
 """Vector labels' own cost per chip: ``ds[i]`` with and without ~100 polygons a chip.
 
-python benchmarks/bench_labels.py      # prints JSON: ms a chip, and the share labels add
+python benchmarks/bench_labels.py                # prints JSON: ms a chip, the share labels add
+python benchmarks/bench_labels.py --dtype uint8  # the mask's dtype (int64 by default)
 
 The quick scenes of ``benchmarks/data.py``, 512/512, every chip read four times in a
 shuffled order, best of 3: after the first pass the tiles are in GDAL's block cache, so the
@@ -11,6 +12,7 @@ sharing the CPU disturb less than a difference of two reads.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -28,7 +30,7 @@ from cases import buildings  # noqa: E402
 from data import main_scenes  # noqa: E402
 
 import geochips  # noqa: E402
-from geochips.labels.vector import VectorLabeller  # noqa: E402
+from geochips.labels.vector import MASK_DTYPES, VectorLabeller  # noqa: E402
 
 
 def per_chip(ds: Any, order: list[int]) -> float:
@@ -47,10 +49,13 @@ def per_mask(labeller: VectorLabeller, chips: list[Any]) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="int64", choices=MASK_DTYPES)
+    args = parser.parse_args()
     warnings.simplefilter("ignore", geochips.TileAlignmentWarning)
     index = geochips.ChipIndex.build([str(p) for p in main_scenes(True)], size=512)
     polygons = [g for s in index.scenes for g in buildings(s)]
-    labels = geochips.VectorLabels(polygons, crs=index.scenes[0].crs)
+    labels = geochips.VectorLabels(polygons, crs=index.scenes[0].crs, dtype=args.dtype)
     order = np.random.default_rng(0).permutation(len(index)).tolist() * 4
     best = {"plain": np.inf, "labels": np.inf}
     for _ in range(3):
@@ -65,6 +70,7 @@ def main() -> None:
         json.dumps(
             {
                 "geochips": str(Path(geochips.__file__).parent),
+                "dtype": args.dtype,
                 "plain_ms": best["plain"] * 1e3,
                 "labels_ms": best["labels"] * 1e3,
                 "labels_add": best["labels"] / best["plain"] - 1,
