@@ -119,6 +119,8 @@ class _ScenePart:
     edges: Edges | None
     """The polygons' edges, when every geometry is a (multi)polygon, which NumPy burns
     (:mod:`.rasterize`); ``None`` otherwise (GDAL burns them)."""
+    burnt: np.ndarray
+    """``values`` in the dtype NumPy burns them in: ``uint8`` when they fit (0..255)."""
 
 
 class VectorLabeller:
@@ -189,23 +191,29 @@ class VectorLabeller:
             pixels[invalid] = shapely.make_valid(pixels[invalid])
         values = self.values[hits]
         edges = polygon_edges(pixels) if polygonal(pixels) else None
-        return _ScenePart(pixels, values, shapely.STRtree(pixels), edges)
+        small = not len(values) or (values.min() >= 0 and values.max() <= 255)
+        burnt = values.astype(np.uint8) if small else values
+        return _ScenePart(pixels, values, shapely.STRtree(pixels), edges, burnt)
 
     def mask(self, scene: Scene, window: ChipWindow, out: np.ndarray | None = None) -> np.ndarray:
         """The chip's label mask, ``(1, height, width)`` (written into ``out`` when given)."""
         spec = self.spec
         shape = (window.height, window.width)
-        mask = np.empty((1, *shape), dtype=spec.dtype) if out is None else out
         part = self.part(scene)
         hits = self._hits(part, window)
+        if out is not None:
+            mask = out
+        elif len(hits):
+            mask = np.empty((1, *shape), dtype=spec.dtype)
+        else:  # nothing to burn: np.zeros takes pages the kernel zeroed, with no pass over them
+            mask = np.zeros((1, *shape), dtype=spec.dtype)
         if len(hits) and part.edges is not None and not spec.all_touched:
-            mask[...] = 0
             offset = (window.row_off, window.col_off)
-            fill_edges(part.edges, hits, part.values[hits], offset, shape, mask[0])
+            fill_edges(part.edges, hits, part.burnt[hits], offset, shape, mask[0])  # every pixel
         elif len(hits):
             shapes = zip(part.geometries[hits], part.values[hits].tolist(), strict=True)
             mask[0] = burn(shapes, window, spec.all_touched, _BURN_DTYPES[spec.dtype])
-        else:
+        elif out is not None:
             mask[...] = 0
         outside(mask, scene, window, spec.ignore_index)
         return mask
