@@ -46,7 +46,8 @@ class Edges(NamedTuple):
     coords: np.ndarray
     """``(4, n)`` float64: the rows ``xa, ya, xb, yb`` (a chip gathers all four at once)."""
     starts: np.ndarray
-    """The edges of geometry ``g`` are ``starts[g]:starts[g + 1]``."""
+    """The edges of geometry ``g`` are ``starts[g]:starts[g] + counts[g]``."""
+    counts: np.ndarray
 
 
 def polygon_edges(geometries: np.ndarray) -> Edges:
@@ -64,7 +65,7 @@ def polygon_edges(geometries: np.ndarray) -> Edges:
     xa, ya = np.where(down, x1, x0)[keep], np.where(down, y1, y0)[keep]
     xb, yb = np.where(down, x0, x1)[keep], np.where(down, y0, y1)[keep]
     starts = np.searchsorted(owner[keep], np.arange(len(geometries) + 1))
-    return Edges(np.stack([xa, ya, xb, yb]), starts)
+    return Edges(np.stack([xa, ya, xb, yb]), starts[:-1], np.diff(starts))
 
 
 def fill_polygons(
@@ -101,9 +102,8 @@ def fill_edges(
     row_off, col_off = offset
     size = height * (width + 1)  # the chip and one column more, where spans may stop
     shift = (size - 1).bit_length()  # a crossing's key: polygon << shift | its position
-    lo = edges.starts[hits]
-    count = edges.starts[hits + 1] - lo
-    edge = _ranges(lo, count)
+    count = edges.counts[hits]
+    edge = _ranges(edges.starts[hits], count)
     # Per edge: xa, ya, xb - xa, yb - ya in chip pixels (as GDAL takes them), its first
     # row less the offset of its crossings, and its polygon's part of the key.
     table = np.empty((6, len(edge)))
