@@ -2,12 +2,12 @@
 
 The vectors are read once (:mod:`geochips.io.vectors`), in the process that builds the
 dataset, so a bad file or value fails there and not in a DataLoader worker. For each scene,
-in each process that reads it, the geometries that may touch the scene are reprojected to
-its CRS once (edges densified first, so they bend as the projection does), mapped to its
-pixel grid (through the GCPs for Sentinel-1 GRD scenes) and put in an STRtree; each chip
-then rasterises only the geometries whose envelope meets it, never the whole scene.
+in each process that reads it, the geometries that may touch the scene are placed on its
+pixel grid once (:mod:`.parts`); each chip then rasterises only the geometries whose
+envelope meets it, never the whole scene.
 
-Rasterisation is GDAL's (``rasterio.features.rasterize``): a pixel is labelled when its
+Rasterisation is GDAL's rule (polygons are burnt by NumPy, :mod:`.rasterize`; anything else,
+and ``all_touched=True``, by ``rasterio.features.rasterize``): a pixel is labelled when its
 centre is inside a geometry, or, with ``all_touched=True``, when the geometry touches it.
 Geometries burn in file order, so where they overlap the later one wins.
 """
@@ -23,16 +23,10 @@ import rasterio.features
 import shapely
 from affine import Affine
 
-from geochips.coordinates import (
-    pixel_to_scene_crs,
-    reproject_points,
-    same_crs,
-    scene_crs_to_pixel,
-    window_rings,
-)
 from geochips.errors import InvalidParameterError
 from geochips.io.vectors import Vectors, read_vectors
-from geochips.labels.rasterize import Edges, fill_edges, polygon_edges, polygonal
+from geochips.labels.parts import ScenePart, make_part
+from geochips.labels.rasterize import fill_edges
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -109,18 +103,6 @@ def check_value_fits(value: Any, dtype: str, what: str) -> None:
         )
 
 
-@dataclass
-class _ScenePart:
-    """The geometries of one scene, in its pixel grid, with their values and a tree."""
-
-    geometries: np.ndarray
-    values: np.ndarray
-    tree: shapely.STRtree
-    edges: Edges | None
-    """The polygons' edges, when every geometry is a (multi)polygon, which NumPy burns
-    (:mod:`.rasterize`); ``None`` otherwise (GDAL burns them)."""
-
-
 class VectorLabeller:
     """Burns :class:`VectorLabels` into chips; per-scene state is built once per process."""
 
@@ -137,7 +119,7 @@ class VectorLabeller:
         self.crs = vectors.crs
         self.where = vectors.where
         self._tree: shapely.STRtree | None = None
-        self._parts: dict[tuple[Any, ...], _ScenePart] = {}
+        self._parts: dict[tuple[Any, ...], ScenePart] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -145,67 +127,37 @@ class VectorLabeller:
         state["_parts"] = {}
         return state
 
-    def part(self, scene: Scene) -> _ScenePart:
+    def part(self, scene: Scene) -> ScenePart:
         """The scene's geometries in its pixel grid (made on first use in this process)."""
         key = (scene.id, scene.overview_level, scene.crs, scene.transform, scene.gcps)
         found = self._parts.get(key)
         if found is None:
-            found = self._parts[key] = self._make_part(scene)
+            if self._tree is None:
+                self._tree = shapely.STRtree(self.geometries)
+            assert self.crs is not None  # read_vectors refuses vectors without one
+            found = make_part(scene, self.geometries, self.values, self._tree, self.crs, self.where)
+            self._parts[key] = found
         return found
-
-    def _make_part(self, scene: Scene) -> _ScenePart:
-        if scene.crs is None or scene.georef == "none":
-            raise InvalidParameterError(
-                f"scene {scene.name} has no CRS, so the labels of {self.where} cannot be "
-                "placed on it; georeference the scene (or give its CRS)"
-            )
-        if self._tree is None:
-            self._tree = shapely.STRtree(self.geometries)
-        assert self.crs is not None
-        # The scene's outline in the labels' CRS picks the geometries that may touch it.
-        cols, rows = window_rings(
-            np.array([0]), np.array([0]), np.array([scene.height]), np.array([scene.width]), 16
-        )
-        xs, ys = reproject_points(scene.crs, self.crs, *pixel_to_scene_crs(scene, cols, rows))
-        outline = shapely.polygons(np.stack([xs[0], ys[0]], axis=-1))
-        hits = np.sort(self._tree.query(outline.envelope))
-        geometries = self.geometries[hits]
-        if len(hits) and (scene.georef == "gcps" or not same_crs(self.crs, scene.crs)):
-            # About 4 pixels of the scene in the labels' units: edges follow the projection.
-            x0, y0, x1, y1 = outline.bounds
-            step = 4 * min((x1 - x0) / scene.width, (y1 - y0) / scene.height)
-            geometries = shapely.segmentize(geometries, step) if step > 0 else geometries
-
-        crs, scene_crs = self.crs, scene.crs
-
-        def to_pixels(coords: np.ndarray) -> np.ndarray:
-            x, y = reproject_points(crs, scene_crs, coords[:, 0], coords[:, 1])
-            c, r = scene_crs_to_pixel(scene, x, y)
-            return np.stack([c, r], axis=-1)
-
-        pixels = shapely.transform(geometries, to_pixels) if len(hits) else geometries
-        invalid = ~shapely.is_valid(pixels)
-        if invalid.any():
-            pixels[invalid] = shapely.make_valid(pixels[invalid])
-        values = self.values[hits]
-        edges = polygon_edges(pixels) if polygonal(pixels) else None
-        return _ScenePart(pixels, values, shapely.STRtree(pixels), edges)
 
     def mask(self, scene: Scene, window: ChipWindow, out: np.ndarray | None = None) -> np.ndarray:
         """The chip's label mask, ``(1, height, width)`` (written into ``out`` when given)."""
         spec = self.spec
         shape = (window.height, window.width)
-        mask = np.empty((1, *shape), dtype=spec.dtype) if out is None else out
         part = self.part(scene)
-        hits = self._hits(part, window)
+        hits = part.hits(window)
+        if out is not None:
+            mask = out
+        elif len(hits):
+            mask = np.empty((1, *shape), dtype=spec.dtype)
+        else:  # nothing to burn: np.zeros takes pages the kernel zeroed, with no pass over them
+            mask = np.zeros((1, *shape), dtype=spec.dtype)
         if len(hits) and part.edges is not None and not spec.all_touched:
-            mask[...] = 0
             offset = (window.row_off, window.col_off)
-            fill_edges(part.edges, hits, part.values[hits], offset, shape, mask[0])
+            fill_edges(part.edges, hits, part.burnt[hits], offset, shape, mask[0])  # every pixel
         elif len(hits):
             shapes = zip(part.geometries[hits], part.values[hits].tolist(), strict=True)
             mask[0] = burn(shapes, window, spec.all_touched, _BURN_DTYPES[spec.dtype])
-        else:
+        elif out is not None:
             mask[...] = 0
         outside(mask, scene, window, spec.ignore_index)
         return mask
@@ -219,7 +171,7 @@ class VectorLabeller:
         chip's pixels; objects that only touch the chip (no area in it) are left out.
         """
         part = self.part(scene)
-        hits = self._hits(part, window)
+        hits = part.hits(window)
         r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
         r1 = min(window.row_off + window.height, scene.height)
         c1 = min(window.col_off + window.width, scene.width)
@@ -239,16 +191,6 @@ class VectorLabeller:
             for k, geometry in enumerate(part.geometries[hits][keep]):
                 instances[k] = burn([(geometry, 1)], window, self.spec.all_touched, "uint8")
         return boxes.astype(np.float32), labels, instances
-
-    @staticmethod
-    def _hits(part: _ScenePart, window: ChipWindow) -> np.ndarray:
-        box = shapely.box(
-            window.col_off,
-            window.row_off,
-            window.col_off + window.width,
-            window.row_off + window.height,
-        )
-        return np.sort(part.tree.query(box))  # file order: later geometries burn over earlier
 
 
 def burn(shapes: Any, window: ChipWindow, all_touched: bool, dtype: str) -> np.ndarray:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio.features
 import shapely
+import shapely.affinity
 from affine import Affine
 
 from geochips.labels.rasterize import fill_edges, fill_polygons, polygon_edges, polygonal
@@ -102,3 +103,20 @@ def test_only_polygons_take_the_fast_path():
         np.array([shapely.box(0, 0, 1, 1), shapely.MultiPolygon([shapely.box(0, 0, 1, 1)])])
     )
     assert not polygonal(np.array([shapely.box(0, 0, 1, 1), shapely.LineString([(0, 0), (1, 1)])]))
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("radius", [6, 60], ids=["few-pixels", "most-of-the-chip"])
+def test_one_class_burns_as_gdal_sparse_or_dense(seed, radius):
+    # A few pixels are set one by one; most of a chip is burnt as runs of the union.
+    rng = np.random.default_rng(200 + seed)
+    polygons = [
+        shapely.affinity.scale(p, radius / 40, radius / 40)
+        for p in random_polygons(rng, 30 if radius > 10 else 120, 128)
+    ]
+    values = np.full(len(polygons), 7, dtype=np.uint8)
+    offset, shape = (int(rng.integers(-20, 20)), int(rng.integers(-20, 20))), (131, 97)
+    expected = gdal(polygons, values, offset, shape)
+    share = (expected > 0).mean()
+    assert (share < 1 / 8) if radius < 10 else (share > 1 / 4)
+    np.testing.assert_array_equal(ours(polygons, values, offset, shape), expected)

@@ -100,6 +100,49 @@ def test_class_ids_from_an_attribute_named_by_classes(tmp_path):
         np.testing.assert_array_equal(sample["mask"][0].numpy(), cut(full, sample["window"]))
 
 
+@pytest.mark.parametrize("classes", [False, True], ids=["one-class", "overlapping-classes"])
+def test_buildings_grown_to_cover_most_chips_burn_as_the_whole_image(tmp_path, classes):
+    # Buffered by 12 m, the buildings overlap and cover up to half of a chip, which is then
+    # burnt as runs (of the union, or of the last class over each pixel), not pixel by pixel.
+    collection = json.loads(BUILDINGS.read_text())
+    for number, feature in enumerate(collection["features"]):
+        grown = shapely.geometry.shape(feature["geometry"]).buffer(12)
+        feature["geometry"] = shapely.geometry.mapping(grown)
+        feature["properties"]["kind"] = number % 4 + 1
+    path = tmp_path / "grown.geojson"
+    path.write_text(json.dumps(collection))
+    values = [f["properties"]["kind"] if classes else 1 for f in collection["features"]]
+    with rasterio.open(IMAGE) as src:
+        full = rasterio.features.rasterize(
+            [(f["geometry"], v) for f, v in zip(collection["features"], values, strict=True)],
+            out_shape=src.shape,
+            transform=src.transform,
+            dtype="int32",
+        )
+    labels = geochips.VectorLabels(path, value="kind" if classes else 1)
+    ds = geochips.ChipDataset(index(size=200, stride=150), labels=labels)
+    dense = 0
+    for i in range(len(ds)):
+        sample = ds[i]
+        expected = cut(full, sample["window"])
+        np.testing.assert_array_equal(sample["mask"][0].numpy(), expected)
+        dense += int((expected[expected != IGNORE] > 0).mean() > 0.25)
+    assert dense >= 4
+
+
+@pytest.mark.parametrize(("value", "dtype"), [(1000, "int16"), (-3, "int32"), (200, "uint8")])
+def test_a_class_beyond_uint8_or_a_small_dtype_burns_as_the_whole_image(value, dtype):
+    # Classes up to 255 burn in uint8 and are widened once; others burn in the mask's dtype.
+    ds = geochips.ChipDataset(
+        index(), labels=geochips.VectorLabels(BUILDINGS, value=value, dtype=dtype)
+    )
+    full = whole_image(values=[value] * len(features()))
+    for i in range(len(ds)):
+        sample = ds[i]
+        assert sample["mask"].dtype == getattr(torch, dtype)
+        np.testing.assert_array_equal(sample["mask"][0].numpy(), cut(full, sample["window"]))
+
+
 def test_boxes_are_the_polygons_clipped_to_the_chip():
     ds = geochips.ChipDataset(index(), labels=geochips.VectorLabels(BUILDINGS, value=3, boxes=True))
     polygons = [shapely.geometry.shape(f["geometry"]) for f in features()]
