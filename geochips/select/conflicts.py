@@ -117,14 +117,17 @@ def conflicts(
     buffer: float = 0.0,
     counter: Counter | None = None,
     label: np.ndarray | None = None,
+    settled: np.ndarray | None = None,
 ) -> Pairs:
     """Return ``(i, j, overlap, candidates)``: every pair ``i < j`` of chips in conflict.
 
     ``overlap`` says whether the pair shares ground (else it is only closer than
     ``buffer``); ``candidates`` is how many pairs the spatial index proposed and were
     judged. With ``label`` (one per chip), only pairs of different labels are judged and
-    returned (the leakage proof's question), which spares the exact comparisons of pairs
-    inside one split. ``counter`` counts the chips queried, :func:`comparisons` of them
+    returned (the split labels the chips that lie in one block by that block), which
+    spares the exact comparisons of pairs that can never be split apart. Two ``settled`` chips (a mask) are never compared in the frame: the
+    split's chips that lie inside one block each, whose frame footprints are apart when
+    the blocks differ. ``counter`` counts the chips queried, :func:`comparisons` of them
     in all.
     """
     scene = ground.columns["scene"].astype(np.int64)
@@ -135,7 +138,7 @@ def conflicts(
     for crs, rows in native:
         found += _same_crs(ground, scene, crs, rows, buffer, counter, differ)
     if framed is not None:
-        found += _in_frame(ground, scene, key, framed, buffer, counter, differ)
+        found += _in_frame(ground, scene, key, framed, buffer, counter, differ, settled)
     i = np.concatenate([f[0] for f in found]).astype(np.int64)
     j = np.concatenate([f[1] for f in found]).astype(np.int64)
     overlap = np.concatenate([f[2] for f in found]).astype(bool)
@@ -231,12 +234,14 @@ def _in_frame(
     buffer: float,
     counter: Counter | None,
     differ: Differ,
+    settled: np.ndarray | None,
 ) -> list[Pairs]:
     """Chips of scenes in different CRSs, or georeferenced by GCPs.
 
     Their footprints in the common frame are compared, where reprojected edges allow a
     sliver of tolerance. Each group's chips are queried against a tree of the groups after
-    it only, so pairs of one group (compared exactly elsewhere) are never proposed.
+    it only, so pairs of one group (compared exactly elsewhere) are never proposed; two
+    ``settled`` chips are never paired either.
     """
     group = key[scene[geo]]
     order = np.argsort(group, kind="stable")
@@ -245,29 +250,40 @@ def _in_frame(
     out: list[Pairs] = []
     for start, end in zip(starts[:-1].tolist(), ends[:-1].tolist(), strict=True):
         mine, later = geo[order[start:end]], geo[order[end:]]
-
-        def judge(
-            q: np.ndarray, t: np.ndarray, mine: np.ndarray = mine, later: np.ndarray = later
-        ) -> Pairs:
-            keep = differ(mine[q], later[t])
-            a_rows, b_rows = mine[q[keep]], later[t[keep]]
-            a, b = ground.polygons[a_rows], ground.polygons[b_rows]
-            shared = shapely.area(shapely.intersection(a, b))
-            smaller = np.minimum(shapely.area(a), shapely.area(b))
-            overlap = shared > AREA_TOLERANCE * smaller
-            near = np.zeros(len(a_rows), dtype=bool)
-            if buffer > 0:
-                near = shapely.distance(a, b) < buffer
-            hit = overlap | near
-            lo, hi = np.minimum(a_rows, b_rows), np.maximum(a_rows, b_rows)
-            return lo[hit], hi[hit], overlap[hit], len(a_rows)
-
-        out += _pairs(ground.polygons[later], ground.polygons[mine], buffer, judge, None)
+        halves = [(mine, later)]
+        if settled is not None:
+            halves = [(mine[~settled[mine]], later), (mine[settled[mine]], later[~settled[later]])]
+        for m, t in halves:
+            if len(m) and len(t):
+                judge = _frame_judge(ground, m, t, buffer, differ)
+                out += _pairs(ground.polygons[t], ground.polygons[m], buffer, judge, None)
         if counter is not None:
             counter.add(end - start)
     if counter is not None and len(starts):
         counter.add(int(ends[-1] - starts[-1]))
     return out
+
+
+def _frame_judge(
+    ground: Ground, mine: np.ndarray, later: np.ndarray, buffer: float, differ: Differ
+) -> Callable[[np.ndarray, np.ndarray], Pairs]:
+    """Judge pairs ``(mine[q], later[t])`` by their footprints in the frame."""
+
+    def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
+        keep = differ(mine[q], later[t])
+        a_rows, b_rows = mine[q[keep]], later[t[keep]]
+        a, b = ground.polygons[a_rows], ground.polygons[b_rows]
+        shared = shapely.area(shapely.intersection(a, b))
+        smaller = np.minimum(shapely.area(a), shapely.area(b))
+        overlap = shared > AREA_TOLERANCE * smaller
+        near = np.zeros(len(a_rows), dtype=bool)
+        if buffer > 0:
+            near = shapely.distance(a, b) < buffer
+        hit = overlap | near
+        lo, hi = np.minimum(a_rows, b_rows), np.maximum(a_rows, b_rows)
+        return lo[hit], hi[hit], overlap[hit], len(a_rows)
+
+    return judge
 
 
 def _native_groups(scenes: list[Scene], used: set[int]) -> tuple[np.ndarray, list[str]]:

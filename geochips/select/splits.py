@@ -300,7 +300,7 @@ def spatial_split(
     alone = np.full(n, -1, dtype=np.int64)
     alone[member_chip] = member_block
     label = np.where(touched == 1, alone, n_blocks + np.arange(n))
-    i, j, overlap, _ = conflicts(ground, buffer_v, counter, label)
+    i, j, overlap, _ = conflicts(ground, buffer_v, counter, label, settled=touched == 1)
     graph = conflict_graph(i, j, overlap, n)
 
     want = target.copy()
