@@ -125,10 +125,10 @@ def conflicts(
     ``buffer``); ``candidates`` is how many pairs the spatial index proposed and were
     judged. With ``label`` (one per chip), only pairs of different labels are judged and
     returned (the split labels the chips that lie in one block by that block), which
-    spares the exact comparisons of pairs that can never be split apart. Two ``settled`` chips (a mask) are never compared in the frame: the
-    split's chips that lie inside one block each, whose frame footprints are apart when
-    the blocks differ. ``counter`` counts the chips queried, :func:`comparisons` of them
-    in all.
+    spares the exact comparisons of pairs that can never be split apart. Two ``settled``
+    chips (a mask) are never compared in the frame: the split's chips that lie inside one
+    block each, whose frame footprints are apart when the blocks differ. ``counter``
+    counts the chips queried, :func:`comparisons` of them in all.
     """
     scene = ground.columns["scene"].astype(np.int64)
     none = np.zeros(0, np.int64)

@@ -18,8 +18,6 @@ so that a bug in one cannot hide itself in the other (the tests compare the two)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import rasterio.crs
 import shapely
@@ -28,38 +26,13 @@ from geochips.errors import InvalidParameterError
 from geochips.footprints import footprints, same_crs
 from geochips.progress import Counter
 from geochips.scene import Scene
+from geochips.select.cells import WINDOW, Units, expand, group_units, neighbour_pairs, suspects
 from geochips.select.conflicts import AREA_TOLERANCE
 from geochips.select.ground import outlines
 
 Found = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """``(a, b, overlap, compared)``: chip pairs ``a < b`` of two labels in conflict, and how
 many candidate pairs (of units that may hold two labels) were compared."""
-
-WINDOW = ("row_off", "col_off", "height", "width")
-
-FORWARD = ((0, 0), (0, 1), (1, -1), (1, 0), (1, 1))
-"""Cell offsets that reach each neighbouring pair of cells once."""
-
-
-@dataclass
-class Units:
-    """Chips grouped by scene grid (``twin``) and window: what shares one footprint."""
-
-    order: np.ndarray
-    """Chip rows, unit by unit."""
-    starts: np.ndarray
-    """Where each unit's rows start in ``order`` (one more entry: the end)."""
-    low: np.ndarray
-    high: np.ndarray
-    """Smallest and largest label of each unit's chips."""
-
-    @property
-    def first(self) -> np.ndarray:
-        """A chip row of each unit (its first)."""
-        return np.asarray(self.order[self.starts[:-1]])
-
-    def __len__(self) -> int:
-        return len(self.starts) - 1
 
 
 def leaks(
@@ -84,7 +57,7 @@ def leaks(
         rotated[group[s]] |= not _north_up(scenes[s])
     planar = (group >= 0) & ~np.r_[rotated, False][group]  # -1: the False at the end
     twin = _twins(scenes, group, planar)
-    units = _units(twin[scene], columns, label)
+    units = group_units(twin[scene], columns, label)
     found = [_in_planes(scenes, columns, label, units, group, planar, buffer, pixel_size)]
     if counter is not None:
         counter.add(len(scene))
@@ -136,29 +109,6 @@ def _twins(scenes: list[Scene], group: np.ndarray, planar: np.ndarray) -> np.nda
     return twin
 
 
-def _units(twin: np.ndarray, columns: dict[str, np.ndarray], label: np.ndarray) -> Units:
-    """Group chips by ``(twin, window)`` with one sort (an int64 key when it fits)."""
-    keys = [twin, *(np.asarray(columns[k]).astype(np.int64) for k in WINDOW)]
-    spans = [int(k.max(initial=0)) + 1 for k in keys]
-    if float(np.prod(np.array(spans, dtype=np.float64))) < 2.0**62:
-        packed = np.zeros(len(twin), dtype=np.int64)
-        for k, span in zip(keys, spans, strict=True):
-            packed = packed * span + k
-        order = np.argsort(packed, kind="stable")
-        ordered = packed[order]
-        new = np.r_[True, ordered[1:] != ordered[:-1]] if len(order) else np.zeros(0, bool)
-    else:
-        order = np.lexsort(keys[::-1])
-        stacked = np.stack([k[order] for k in keys], axis=1)
-        new = np.r_[True, (stacked[1:] != stacked[:-1]).any(axis=1)] if len(order) else new
-    starts = np.r_[np.flatnonzero(new), len(order)]
-    ordered_label = label[order]
-    cuts = starts[:-1]
-    low = np.minimum.reduceat(ordered_label, cuts) if len(cuts) else ordered_label[:0]
-    high = np.maximum.reduceat(ordered_label, cuts) if len(cuts) else ordered_label[:0]
-    return Units(order, starts, low, high)
-
-
 def _rects(
     scenes: list[Scene], columns: dict[str, np.ndarray], rows: np.ndarray, planar: np.ndarray
 ) -> np.ndarray:
@@ -178,63 +128,6 @@ def _rects(
             axis=1,
         )
     return out
-
-
-def _suspects(
-    plane: np.ndarray, box: np.ndarray, side: np.ndarray, low: np.ndarray, high: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """The units in a cell whose neighbourhood holds two labels (the rest cannot leak).
-
-    ``box`` is each unit's bounding rectangle in its ``plane``, ``side`` the cell of each
-    plane, ``low``/``high`` each unit's labels. Returns the suspects sorted by cell, their
-    packed cell keys and the key's row span (a neighbour is ``key + dx * span + dy``).
-    """
-    if not len(plane):
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), 1
-    lo_x = np.full(int(plane.max()) + 1, np.inf)
-    lo_y = np.full(int(plane.max()) + 1, np.inf)
-    np.minimum.at(lo_x, plane, box[:, 0])
-    np.minimum.at(lo_y, plane, box[:, 1])
-    ix = np.floor((box[:, 0] - lo_x[plane]) / side[plane]).astype(np.int64) + 1
-    iy = np.floor((box[:, 1] - lo_y[plane]) / side[plane]).astype(np.int64) + 1
-    span = int(max(ix.max(), iy.max())) + 2
-    cell = (plane * span + ix) * span + iy
-    order = np.argsort(cell, kind="stable")
-    cell_sorted = cell[order]
-    cuts = np.flatnonzero(np.r_[True, cell_sorted[1:] != cell_sorted[:-1]])
-    keys = cell_sorted[cuts]
-    low = np.minimum.reduceat(low[order], cuts)
-    high = np.maximum.reduceat(high[order], cuts)
-    n_low, n_high = low.copy(), high.copy()
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            at = np.searchsorted(keys, keys + dx * span + dy)
-            at = np.minimum(at, len(keys) - 1)
-            hit = keys[at] == keys + dx * span + dy
-            n_low[hit] = np.minimum(n_low[hit], low[at[hit]])
-            n_high[hit] = np.maximum(n_high[hit], high[at[hit]])
-    mixed_cell = n_low != n_high
-    of_unit = np.repeat(np.arange(len(keys)), np.diff(np.r_[cuts, len(order)]))
-    keep = mixed_cell[of_unit]
-    return order[keep], cell_sorted[keep], span
-
-
-def _neighbour_pairs(cell: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``(p, q)`` of sorted ``cell`` keys in the same or neighbouring cells, once."""
-    ps, qs = [], []
-    n = np.arange(len(cell))
-    for dx, dy in FORWARD:
-        target = cell + dx * span + dy
-        start = np.searchsorted(cell, target, side="left")
-        stop = np.searchsorted(cell, target, side="right")
-        if (dx, dy) == (0, 0):
-            start = n + 1
-        count = np.maximum(stop - start, 0)
-        p = np.repeat(n, count)
-        q = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        ps.append(p)
-        qs.append(np.repeat(start, count) + q)
-    return np.concatenate(ps), np.concatenate(qs)
 
 
 def _in_planes(
@@ -268,10 +161,10 @@ def _in_planes(
     np.maximum.at(side, plane, np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]))
     side = side + reach + 1e-9 * np.maximum(side, 1.0)
     inner = _inside(units, label, scene, columns)
-    which, cell, span = _suspects(plane, box, side, units.low, units.high)
+    which, cell, span = suspects(plane, box, side, units.low, units.high)
     if not len(which):
         return inner
-    p, q = _neighbour_pairs(cell, span)
+    p, q = neighbour_pairs(cell, span)
     u, v = which[p], which[q]
     capable = ~((units.low[u] == units.high[u]) & (units.high[u] == units.low[v])
                 & (units.low[v] == units.high[v]))  # fmt: skip
@@ -280,7 +173,7 @@ def _in_planes(
     gap_y = np.maximum(box[u, 1], box[v, 1]) - np.minimum(box[u, 3], box[v, 3])
     distance = np.hypot(np.maximum(gap_x, 0), np.maximum(gap_y, 0))
     close = ((gap_x < 0) & (gap_y < 0)) | (distance < reach[plane[u]])
-    a, b, _, _ = _expand(units, label, u[close], v[close])
+    a, b, _, _ = expand(units, label, u[close], v[close])
     return _judge_windows(scenes, columns, a, b, planar, buffer, buffer_px, inner, len(u))
 
 
@@ -289,28 +182,11 @@ def _inside(
 ) -> Found:
     """Chips of two labels in one unit: one window of one grid, so they share ground."""
     mixed = np.flatnonzero(units.low != units.high)
-    a, b, _, compared = _expand(units, label, mixed, mixed)
+    a, b, _, compared = expand(units, label, mixed, mixed)
     keep = a != b
     a, b = a[keep], b[keep]
     keep = a < b
     return a[keep], b[keep], np.ones(int(keep.sum()), dtype=bool), compared
-
-
-def _expand(
-    units: Units, label: np.ndarray, u: np.ndarray, v: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The chip pairs ``(a, b)`` of two labels behind unit pairs ``(u, v)``.
-
-    Also returns the unit pair each came from and how many chip pairs were looked at.
-    """
-    size = np.diff(units.starts)
-    count = size[u] * size[v]
-    pair = np.repeat(np.arange(len(u)), count)
-    k = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    a = units.order[units.starts[u[pair]] + k // size[v[pair]]]
-    b = units.order[units.starts[v[pair]] + k % size[v[pair]]]
-    keep = label[a] != label[b]
-    return a[keep], b[keep], pair[keep], int(count.sum())
 
 
 def _judge_windows(
@@ -388,7 +264,7 @@ def _rotated(
     buffer: float,
 ) -> Found:  # fmt: skip
     """Chips of different scenes of a CRS that holds a rotated grid: exact footprints."""
-    units = _units(rows, {k: np.zeros(len(rows), np.int64) for k in WINDOW}, label[rows])
+    units = group_units(rows, {k: np.zeros(len(rows), np.int64) for k in WINDOW}, label[rows])
     cols = {k: np.asarray(columns[k])[rows] for k in ("scene", *WINDOW)}
     polys = footprints(scenes, cols, "scene")
     key = np.asarray(columns["scene"])[rows].astype(np.int64)
@@ -420,7 +296,7 @@ def _compare_polygons(
     side = side + buffer + 1e-9 * np.maximum(side, 1.0)
     plane = np.zeros(len(parts), np.int64)
     low, high = units.low[chosen][owner], units.high[chosen][owner]
-    which, _, _ = _suspects(plane, bounds, side, low, high)
+    which, _, _ = suspects(plane, bounds, side, low, high)
     suspect = np.unique(owner[which])
     # Boxes first (no predicate): most pairs are of one key or one label and never
     # reach the exact comparison below.
@@ -443,7 +319,7 @@ def _compare_polygons(
     if buffer > 0:
         near = ~overlap & (shapely.distance(a, b) < buffer)
     hit = overlap | near
-    x, y, pair, _ = _expand(units, label, chosen[p[hit]], chosen[q[hit]])
+    x, y, pair, _ = expand(units, label, chosen[p[hit]], chosen[q[hit]])
     return x, y, overlap[hit][pair], len(p)
 
 

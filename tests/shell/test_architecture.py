@@ -188,7 +188,13 @@ def test_the_rules_see_the_modules_they_check():
 def test_the_leakage_proof_imports_nothing_of_the_splitting():
     # check_leakage is an independent proof of a split: it, the conflict rule it applies and
     # the ground it compares must not use the code that makes splits (blocks, dealing).
-    proof = ("geochips.select.leakage", "geochips.select.conflicts", "geochips.select.ground")
+    proof = (
+        "geochips.select.leakage",
+        "geochips.select.proof",
+        "geochips.select.cells",
+        "geochips.select.conflicts",
+        "geochips.select.ground",
+    )
     splitting = {"geochips.select.splits", "geochips.select.blocks"}
     assert set(proof) | splitting <= set(MODULES)
     used = [
@@ -201,3 +207,17 @@ def test_the_leakage_proof_imports_nothing_of_the_splitting():
     # Guards the guard: the rule sees the imports of the splitting itself.
     seen = {resolve(n) for n, _, _ in imports(MODULES["geochips.select.splits"], top_level=True)}
     assert {"geochips.select.blocks", "geochips.select.conflicts"} <= seen
+
+
+def test_the_leakage_proof_has_an_engine_of_its_own():
+    # The split obeys conflicts(); the proof finds its pairs with select.proof, so that a
+    # bug in one engine shows as a disagreement (tests/select/test_proof.py), not twice.
+    engine = {"conflicts", "chip_ground", "comparisons"}
+    used = [
+        f"{module}:{line} calls {text}"
+        for module in ("geochips.select.leakage", "geochips.select.proof", "geochips.select.cells")
+        for text, line in calls(MODULES[module], engine)
+    ]
+    assert not used, "\n".join(used)
+    assert list(calls(MODULES["geochips.select.leakage"], {"find_leaks"}))
+    assert list(calls(MODULES["geochips.select.splits"], engine))  # the rule sees the split's
