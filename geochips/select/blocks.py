@@ -4,7 +4,8 @@ A **block** is a square of ground in the frame (or of pixels, for scenes without
 :func:`chip_blocks` finds the blocks each chip touches and the one under its centre,
 :func:`best_order` and :func:`deal` hand blocks to the splits by chip count, and
 :func:`resolve` gives each chip a split (or none) so that no two conflicting chips end up
-in different splits (the pairs of :func:`conflict_graph`).
+in different splits (the pairs of :func:`conflict_graph`). :func:`revisits` groups the
+chips that are dealt as one (one window of one grid).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import shapely
 
 from geochips.errors import InvalidParameterError
+from geochips.scene import Scene
 from geochips.select.ground import Ground
 
 ORDERS = 32
@@ -185,3 +187,36 @@ def conflict_graph(
     order = np.argsort(src, kind="stable")
     indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=n))])
     return indptr, dst[order], flag[order]
+
+
+def revisits(
+    scenes: list[Scene], columns: dict[str, np.ndarray], buffer: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group chips with one window in scenes of one grid, the revisits of a tile.
+
+    Returns ``(unit of each chip, a chip of each unit, chips in each unit)``. Scenes of
+    one grid share a CRS and a transform. With a ``buffer``, chips of one scene and chips
+    of two scenes are kept apart by different measures (pixels, map units), so every chip
+    is then its own unit.
+    """
+    n = len(columns["scene"])
+    grid = np.arange(len(scenes), dtype=np.int64)
+    if buffer == 0:
+        seen: dict[tuple[object, ...], int] = {}
+        for k, sc in enumerate(scenes):
+            if sc.georef == "transform" and sc.crs is not None and sc.transform is not None:
+                grid[k] = seen.setdefault((sc.crs, *tuple(sc.transform)[:6]), k)
+    keys = [grid[columns["scene"]], *(columns[k].astype(np.int64) for k in WINDOW)]
+    spans = [int(k.max(initial=0)) + 1 for k in keys]
+    if n == 0 or buffer > 0 or float(np.prod(np.array(spans, dtype=np.float64))) >= 2.0**62:
+        return np.arange(n), np.arange(n), np.ones(n)
+    packed = np.zeros(n, dtype=np.int64)
+    for k, span in zip(keys, spans, strict=True):
+        packed = packed * span + k
+    _, first, unit_of, size = np.unique(
+        packed, return_index=True, return_inverse=True, return_counts=True
+    )
+    return unit_of.ravel(), first, size.astype(np.float64)
+
+
+WINDOW = ("row_off", "col_off", "height", "width")

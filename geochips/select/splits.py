@@ -35,7 +35,6 @@ import shapely
 
 from geochips.errors import InvalidParameterError
 from geochips.progress import ProgressSpec, start_progress
-from geochips.scene import Scene
 from geochips.select.blocks import (
     ORDER_FIT,
     ORDERS,
@@ -44,6 +43,7 @@ from geochips.select.blocks import (
     conflict_graph,
     deal,
     resolve,
+    revisits,
 )
 from geochips.select.conflicts import NEAR, OVERLAP, REASONS, comparisons, conflicts
 from geochips.select.ground import check_length, chip_ground, choose_frame, window_columns
@@ -127,39 +127,6 @@ class Splits(dict[str, "ChipIndex"]):
     """The named indexes of a split (a ``dict``), with :attr:`report`."""
 
     report: SplitReport
-
-
-def revisits(
-    scenes: list[Scene], columns: dict[str, np.ndarray], buffer: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group chips with one window in scenes of one grid, the revisits of a tile.
-
-    Returns ``(unit of each chip, a chip of each unit, chips in each unit)``. Scenes of
-    one grid share a CRS and a transform. With a ``buffer``, chips of one scene and chips
-    of two scenes are kept apart by different measures (pixels, map units), so every chip
-    is then its own unit.
-    """
-    n = len(columns["scene"])
-    grid = np.arange(len(scenes), dtype=np.int64)
-    if buffer == 0:
-        seen: dict[tuple[object, ...], int] = {}
-        for k, sc in enumerate(scenes):
-            if sc.georef == "transform" and sc.crs is not None and sc.transform is not None:
-                grid[k] = seen.setdefault((sc.crs, *tuple(sc.transform)[:6]), k)
-    keys = [grid[columns["scene"]], *(columns[k].astype(np.int64) for k in WINDOW)]
-    spans = [int(k.max(initial=0)) + 1 for k in keys]
-    if n == 0 or buffer > 0 or float(np.prod(np.array(spans, dtype=np.float64))) >= 2.0**62:
-        return np.arange(n), np.arange(n), np.ones(n)
-    packed = np.zeros(n, dtype=np.int64)
-    for k, span in zip(keys, spans, strict=True):
-        packed = packed * span + k
-    _, first, unit_of, size = np.unique(
-        packed, return_index=True, return_inverse=True, return_counts=True
-    )
-    return unit_of.ravel(), first, size.astype(np.float64)
-
-
-WINDOW = ("row_off", "col_off", "height", "width")
 
 
 def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
