@@ -126,14 +126,16 @@ def conflicts(
     judged. With ``label`` (one per chip), only pairs of different labels are judged and
     returned (the split labels the chips that lie in one block by that block), which
     spares the exact comparisons of pairs that can never be split apart. Two ``settled``
-    chips (a mask) are never compared in the frame: the split's chips that lie inside one
-    block each, whose frame footprints are apart when the blocks differ. ``counter``
+    chips (a mask) are never compared in the frame, nor within a scene without a buffer:
+    the split's chips that lie inside one block each, whose frame footprints are apart
+    when the blocks differ. ``counter``
     counts the chips queried, :func:`comparisons` of them in all.
     """
     scene = ground.columns["scene"].astype(np.int64)
     none = np.zeros(0, np.int64)
     differ = _differ(label)
-    found = [(none, none, none, 0), *_same_scene(ground, scene, buffer, counter, differ)]
+    same = _same_scene(ground, scene, buffer, counter, differ, settled)
+    found = [(none, none, none, 0), *same]
     native, key, framed = _passes(ground.scenes, scene, ground.georef)
     for crs, rows in native:
         found += _same_crs(ground, scene, crs, rows, buffer, counter, differ)
@@ -156,11 +158,18 @@ def _differ(label: np.ndarray | None) -> Differ:
 
 
 def _same_scene(
-    ground: Ground, scene: np.ndarray, buffer: float, counter: Counter | None, differ: Differ
+    ground: Ground,
+    scene: np.ndarray,
+    buffer: float,
+    counter: Counter | None,
+    differ: Differ,
+    settled: np.ndarray | None,
 ) -> list[Pairs]:
     """Chips of one scene: their pixel windows, exactly.
 
-    Scenes are laid side by side in one plane, far enough apart never to meet.
+    Scenes are laid side by side in one plane, far enough apart never to meet. Without a
+    buffer, two ``settled`` chips are never paired: windows that overlap share a whole
+    pixel, so their frame footprints overlap and lie in one block.
     """
     c = ground.columns
     r0 = c["row_off"].astype(np.float64)
@@ -179,8 +188,13 @@ def _same_scene(
     shift = np.concatenate([[0.0], np.cumsum(extent + gap)[:-1]]) if len(extent) else extent
     boxes = shapely.box(c0 + shift[scene], r0, c1 + shift[scene], r1)
 
-    def judge(q: np.ndarray, t: np.ndarray) -> Pairs:
-        keep = (q < t) & (scene[q] == scene[t])
+    apart = settled if settled is not None and buffer == 0 else None
+    asked = np.flatnonzero(~apart) if apart is not None else np.arange(len(scene))
+
+    def judge(k: np.ndarray, t: np.ndarray) -> Pairs:
+        q = asked[k]
+        once = (q < t) if apart is None else (apart[t] | (q < t))  # each pair once
+        keep = once & (q != t) & (scene[q] == scene[t])
         q, t = q[keep], t[keep]
         keep = differ(q, t)
         q, t = q[keep], t[keep]
@@ -189,9 +203,13 @@ def _same_scene(
         overlap = (row_gap < 0) & (col_gap < 0)
         near = np.hypot(np.maximum(row_gap, 0), np.maximum(col_gap, 0)) < buffer_px[scene[q]]
         hit = overlap | near
-        return q[hit], t[hit], overlap[hit], len(q)
+        lo, hi = np.minimum(q[hit], t[hit]), np.maximum(q[hit], t[hit])
+        return lo, hi, overlap[hit], len(q)
 
-    return _pairs(boxes, boxes, max_buffer_px, judge, counter)
+    out = _pairs(boxes, boxes[asked], max_buffer_px, judge, counter)
+    if counter is not None:
+        counter.add(len(scene) - len(asked))  # the settled chips, never queried
+    return out
 
 
 def _same_crs(
