@@ -10,5 +10,7 @@
   ``Compose`` (users import both from :mod:`geochips.transforms`);
 * :mod:`~geochips.loading.slots` — batch memory a DataLoader worker reuses (with the private
   :mod:`~geochips.loading._shm`), sent to the main process as a lease on it
-  (:mod:`~geochips.loading.leases`).
+  (:mod:`~geochips.loading.leases`);
+* :mod:`~geochips.loading.shared` — an index's large columns in shared memory for workers
+  started by ``spawn``.
 """

@@ -24,7 +24,7 @@ from geochips.io.reader import Reader
 from geochips.io.settings import READ_RETRIES
 from geochips.io.signing import SignSpec
 from geochips.labels import as_labels
-from geochips.loading import arguments
+from geochips.loading import arguments, shared
 from geochips.loading.batches import Batches
 from geochips.loading.normalize import Normalize
 from geochips.loading.samples import (
@@ -40,6 +40,8 @@ from geochips.plot.samples import plot_sample
 from geochips.scene import Scene, check_bands
 from geochips.select import checksums
 from geochips.windows import ChipWindow
+
+shared.install()  # spawned DataLoader workers map the index's columns, not copy them
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
