@@ -6,8 +6,6 @@ different scenes are compared pairwise, all pairs, with shapely boxes built from
 ``ChipIndex.bounds()`` (same CRS) or reprojected corner grids (different CRSs).
 """
 
-import time
-
 import numpy as np
 import pytest
 import shapely
@@ -441,21 +439,18 @@ def test_fractions_are_close_with_many_blocks():
 
 
 @pytest.mark.slow
-def test_check_leakage_is_fast_on_100k_chips():
+def test_a_split_of_100k_chips_passes_the_proof():
+    # Scale runs in benchmarks/bench_scale.py (times are never asserted here); this one
+    # checks that the split and the proof agree on an index of that size.
     scenes = [
         synthetic(f"s{k}", 4000, 4000, transform=Affine(10, 0, 500_000 + 30_000 * k, 0, -10, 4e6))
         for k in range(4)
     ]
     index = ChipIndex.from_scenes(scenes, size=32, stride=24)
     assert len(index) >= 100_000
-    start = time.perf_counter()
     splits = spatial_split(index, FRACTIONS, seed=0)
-    split_seconds = time.perf_counter() - start
-    start = time.perf_counter()
     report = check_leakage(splits)
-    check_seconds = time.perf_counter() - start
-    assert report.ok
-    assert check_seconds < 10 and split_seconds < 20, (split_seconds, check_seconds)
+    assert report.ok and report.chips == len(index) - splits.report.dropped
 
 
 def test_exports():
