@@ -1,5 +1,4 @@
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -173,16 +172,13 @@ def test_columns_are_read_only_and_extendable():
         index.column("nope")
 
 
-def test_a_million_chips_build_fast_and_small():
+def test_a_million_chips_are_small():
+    # Their build time is benchmarks/bench_index.py's (times are never asserted here).
     scenes = [scene(f"s{i}", 25_600, 16_800) for i in range(4)]
-    start = time.perf_counter()
     index = ChipIndex.from_scenes(scenes, size=48, stride=40)
-    elapsed = time.perf_counter() - start
     assert len(index) > 1_000_000
     per_chip = sum(index.column(c).nbytes for c in index.column_names) / len(index)
     assert per_chip <= 20
-    # Not a benchmark (those live in benchmarks/): a loose guard against a Python loop per chip.
-    assert elapsed < 5
 
 
 def test_build_rejects_bad_parameters_before_any_io(tmp_path):
