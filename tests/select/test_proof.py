@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from support.scenes import scene_header
 
 from geochips import ChipIndex, check_leakage
 from geochips.sample_data import path as sample_path
-from geochips.select.conflicts import conflicts
+from geochips.select.conflicts import conflicts, inner_boxes
 from geochips.select.ground import chip_ground, choose_frame, pixel_sizes, window_columns
 from geochips.select.proof import leaks
 from geochips.sources import SceneSource
@@ -125,3 +126,15 @@ def test_check_leakage_names_the_same_leaks_as_the_split_engine(real_index):
     ids = real_index.chip_ids
     expected = {tuple(sorted((ids[x], ids[y]))) for x, y, _ in both(real_index, 2, 0.0, seed=5)}
     assert {tuple(sorted((a, b))) for _, a, _, b, _ in report.leaks} == expected
+
+
+def test_the_splits_inner_boxes_lie_inside_their_footprints(real_index):
+    # conflicts() takes an overlap of inner boxes as a sure overlap: they must be inside.
+    scenes, columns = list(real_index.scenes), window_columns(real_index)
+    polys = chip_ground(scenes, columns, choose_frame(scenes)).polygons
+    boxes = inner_boxes(polys)
+    found = np.isfinite(boxes).all(axis=1)
+    assert found.mean() > 0.9  # GCP swath, rotated and reprojected chips included
+    inner = shapely.box(*boxes[found].T)
+    assert shapely.contains(polys[found], inner).all()
+    assert (shapely.area(inner) > 0.5 * shapely.area(polys[found])).all()
