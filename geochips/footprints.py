@@ -248,14 +248,10 @@ class _Batch(NamedTuple):
         a, b, c, d, e, f = self.affine[points.scene].T
         cols, rows = points.cols, points.rows
         lons, lats = _to_lonlat(self.crs, a * cols + b * rows + c, d * cols + e * rows + f)
-        if points.size != len(lons):  # the lattice: its points that rings use were projected
-            lon_at, lat_at = np.empty(points.size), np.empty(points.size)
-            lon_at[points.spot], lat_at[points.spot] = lons, lats
-            lons, lats = lon_at, lat_at
+        lonlat = np.empty((points.size, 2))  # the lattice's unused points stay unset
+        lonlat[points.spot, 0], lonlat[points.spot, 1] = lons, lats
         pixels = np.maximum(window[2], window[3])
-        return _lonlat_polygons(
-            _unwrap(lons[points.ring]), lats[points.ring], self.frame, k, pixels, mode
-        )
+        return _lonlat_polygons(_unwrapped(lonlat, points.ring), self.frame, k, pixels, mode)
 
 
 class _Points(NamedTuple):
@@ -408,18 +404,20 @@ def _scene_polygons(
     # point goes through the GCP transformer and PROJ once.
     uc, ur, back = _distinct(cols, prows)
     xs, ys = pixel_to_scene_crs(scene, uc, ur)
+    ring = back.reshape(cols.shape)
     if native:
-        xs, ys = xs[back].reshape(cols.shape), ys[back].reshape(cols.shape)
-        return _ring_polygons(xs, ys, k, pixels, mode)
+        return _ring_polygons(np.stack([xs, ys], axis=-1)[ring], k, pixels, mode)
     lons, lats = _to_lonlat(scene.crs, xs, ys)
-    lons, lats = _unwrap(lons[back].reshape(cols.shape)), lats[back].reshape(cols.shape)
-    return _lonlat_polygons(lons, lats, frame, k, pixels, mode)
+    return _lonlat_polygons(
+        _unwrapped(np.stack([lons, lats], axis=-1), ring), frame, k, pixels, mode
+    )
 
 
 def _lonlat_polygons(
-    lons: np.ndarray, lats: np.ndarray, frame: str, k: int, pixels: np.ndarray, mode: Mode
+    rings: np.ndarray, frame: str, k: int, pixels: np.ndarray, mode: Mode
 ) -> Footprints:
-    """Footprints in ``frame`` of rings in lon/lat (unwrapped): cut where they cross 180."""
+    """Footprints in ``frame`` of ``(n, 4 k, 2)`` rings in lon/lat, unwrapped (cut at 180)."""
+    lons, lats = rings[..., 0], rings[..., 1]
     to_frame = not same_crs(frame, LONLAT)
     if lons.size and lons.max() <= 180.0 and lons.min() >= -180.0:  # most calls: no ring
         crossing = np.zeros(len(lons), dtype=bool)
@@ -431,13 +429,14 @@ def _lonlat_polygons(
         out.other[crossing] = _project(cut, frame) if to_frame else cut
     if crossing.any():
         plain = np.flatnonzero(~crossing)
-        px, py = lons[plain], lats[plain]
+        rings = rings[plain]
     else:  # the usual case: no copy
-        plain, px, py = np.arange(len(lons)), lons, lats
+        plain = np.arange(len(lons))
     if len(plain):
         if to_frame:
-            px, py = reproject_points(LONLAT, frame, px, py)
-        found = _ring_polygons(px, py, k, pixels[plain], mode)
+            px, py = reproject_points(LONLAT, frame, rings[..., 0], rings[..., 1])
+            rings = np.stack([px, py], axis=-1)
+        found = _ring_polygons(rings, k, pixels[plain], mode)
         out.corners[plain] = found.corners
         out.quad[plain] = found.quad
         return out._replace(ring_rows=plain[found.ring_rows], rings=found.rings)
@@ -473,10 +472,8 @@ def _polygons(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return np.asarray(shapely.polygons(np.concatenate([coords, coords[:, :1]], axis=1)))
 
 
-def _ring_polygons(
-    xs: np.ndarray, ys: np.ndarray, k: int, pixels: np.ndarray, mode: Mode = "final"
-) -> Footprints:
-    """Footprints of densified rings, keeping only the corners where the edges are straight.
+def _ring_polygons(rings: np.ndarray, k: int, pixels: np.ndarray, mode: Mode) -> Footprints:
+    """Footprints of ``(n, 4 k, 2)`` rings, keeping only the corners where edges are straight.
 
     A ring whose intermediate points lie within :data:`STRAIGHT` pixels (a pixel being the
     longest side over ``pixels``) of the chords between its corners is a quad, its 4
@@ -484,9 +481,9 @@ def _ring_polygons(
     several times faster than 33-vertex ones. The others are rings of every point (or
     ``None``: see :data:`Mode`).
     """
+    xs, ys = rings[..., 0], rings[..., 1]
     out = _empty(len(xs), 4 * k)
     if mode == "bent":
-        rings = np.stack([xs, ys], axis=-1)
         return out._replace(ring_rows=np.arange(len(xs)), rings=rings)
     corner = np.arange(4) * k
     cx, cy = xs[:, corner], ys[:, corner]
@@ -503,27 +500,31 @@ def _ring_polygons(
     out = out._replace(corners=corners, quad=straight)
     if mode == "final" and not straight.all():
         bent = np.flatnonzero(~straight)
-        out = out._replace(ring_rows=bent, rings=np.stack([xs[bent], ys[bent]], axis=-1))
+        out = out._replace(ring_rows=bent, rings=rings[bent])
     return out
 
 
-def _unwrap(lons: np.ndarray) -> np.ndarray:
-    """:func:`unwrap_longitudes`, to the bit, without its remainder where that changes nothing.
+def _unwrapped(lonlat: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Rings ``lonlat[ring]``, longitudes unwrapped by :func:`unwrap_longitudes`'s rule.
 
-    Rings within 180 degrees of their first point (all but a ring around a pole) shift to
-    ``[0, 360)`` where the remainder by 360 is the identity, so it is skipped: it costs
-    more than the rest of the unwrap.
+    The values are that function's, to the bit. Where every longitude is within 180
+    degrees of its ring's first (all rings but those across the antimeridian or around a
+    pole), the remainder by 360 that function takes is the identity and is skipped: it
+    costs more than the rest of the unwrap.
     """
+    rings: np.ndarray = np.take(lonlat, ring, axis=0)  # faster than lonlat[ring]
+    lons = rings[..., 0]
     if not lons.size:
-        return unwrap_longitudes(lons)
-    first = lons[:, :1]
-    shifted = lons - first
-    shifted += 180.0
-    if not (shifted.min() >= 0.0 and shifted.max() < 360.0):  # NaN too
-        return unwrap_longitudes(lons)
-    shifted -= 180.0
-    shifted += first
-    return np.asarray(shifted)
+        return rings
+    first = lons[:, :1].copy()
+    lons -= first
+    lons += 180.0
+    if lons.min() >= 0.0 and lons.max() < 360.0:  # False with NaN
+        lons -= 180.0
+        lons += first
+    else:
+        rings[..., 0] = unwrap_longitudes(lonlat[ring, 0])
+    return rings
 
 
 def _pole_pixels(scene: Scene, window: tuple[np.ndarray, ...]) -> list[tuple[float, float, float]]:
