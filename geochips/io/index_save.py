@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -139,28 +140,45 @@ def _write_part(
     metadata: dict[str, str],
     add: Callable[[int], None],
 ) -> None:
-    """Write ``rows`` to one file, a row group at a time, with its ``geo`` metadata."""
+    """Write ``rows`` to one file, a row group at a time, with its ``geo`` metadata.
+
+    Each group is written in a thread while the next one is built (pyarrow encodes and
+    writes without the GIL): at most two groups are held at a time.
+    """
     groups.reset_extent()
     writer = None
-    try:
-        for start in range(rows.start, max(rows.stop, rows.start + 1), ROW_GROUP):
-            table = groups.table(slice(start, min(start + ROW_GROUP, rows.stop)))
-            if writer is None:
-                schema = table.schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
-                writer = pq.ParquetWriter(target, schema)
-            writer.write_table(table.replace_schema_metadata(schema.metadata))
-            add(table.num_rows)
-        # The extent and geometry types are known once every footprint is: the footer,
-        # written at close, gets them (and the Arrow schema that readers take them from).
-        assert writer is not None  # the loop above runs at least once, even for no rows
-        final = schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
-        arrow = base64.b64encode(final.serialize().to_pybytes()).decode()
-        writer.add_key_value_metadata(
-            {"geo": final.metadata[b"geo"].decode(), "ARROW:schema": arrow}
-        )
-    finally:
-        if writer is not None:
-            writer.close()
+    pending: Future[int] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geochips-save") as pool:
+        try:
+            for start in range(rows.start, max(rows.stop, rows.start + 1), ROW_GROUP):
+                table = groups.table(slice(start, min(start + ROW_GROUP, rows.stop)))
+                if writer is None:
+                    geo = json.dumps(groups.geo())
+                    schema = table.schema.with_metadata({**metadata, "geo": geo})
+                    writer = pq.ParquetWriter(target, schema)
+                if pending is not None:
+                    add(pending.result())
+                pending = pool.submit(_write_group, writer, table, schema)
+            # the loop above runs at least once, even for no rows
+            assert pending is not None and writer is not None
+            add(pending.result())
+            # The extent and geometry types are known once every footprint is: the footer,
+            # written at close, gets them (and the Arrow schema that readers take them from).
+            final = schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
+            arrow = base64.b64encode(final.serialize().to_pybytes()).decode()
+            writer.add_key_value_metadata(
+                {"geo": final.metadata[b"geo"].decode(), "ARROW:schema": arrow}
+            )
+        finally:
+            if pending is not None:
+                pending.exception()  # a failed save closes the file only once it is idle
+            if writer is not None:
+                writer.close()
+
+
+def _write_group(writer: Any, table: Any, schema: Any) -> int:
+    writer.write_table(table.replace_schema_metadata(schema.metadata))
+    return int(table.num_rows)
 
 
 def _check_target(final: str, as_folder: bool) -> None:

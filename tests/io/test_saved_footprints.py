@@ -11,10 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import shapely
 from affine import Affine
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.scenes import scene_header
 
+import geochips.io.index_save
 from geochips import ChipIndex
 from geochips.coordinates import (
     LONLAT,
@@ -155,3 +156,43 @@ def test_rings_and_quads_of_several_crss_are_in_row_order(scenes, tmp_path):
     index = index[np.random.default_rng(2).permutation(len(index))]
     geometry, _ = saved(index, tmp_path / "chips.parquet")
     assert geometry == list(shapely.to_wkb(index.footprints(LONLAT), output_dimension=2))
+
+
+@settings(max_examples=15, deadline=None)
+@given(fail_at=st.integers(0, 5), where=st.sampled_from(["build", "write"]))
+def test_a_save_that_fails_in_any_row_group_leaves_the_older_index(
+    tmp_path_factory, monkeypatch_module, fail_at, where
+):
+    folder = tmp_path_factory.mktemp("fail")
+    old = ChipIndex.from_scenes([scene_header("old", 64, 64)], size=32)
+    new = ChipIndex.from_scenes([scene_header("new", 64, 64)], size=8)  # 64 rows
+    path = folder / "chips.parquet"
+    old.save(path)
+    calls = []
+
+    def failing(original):
+        def call(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == fail_at + 1:
+                raise OSError("disk full")
+            return original(*args, **kwargs)
+
+        return call
+
+    module = geochips.io.index_save
+    with monkeypatch_module.context() as patch:
+        patch.setattr(module, "ROW_GROUP", 10)  # 7 row groups
+        if where == "build":
+            patch.setattr(module.RowGroups, "table", failing(module.RowGroups.table))
+        else:
+            patch.setattr(module, "_write_group", failing(module._write_group))
+        with pytest.raises(OSError, match="disk full"):
+            new.save(path)
+    assert ChipIndex.load(path).chip_ids == old.chip_ids
+    assert sorted(p.name for p in folder.iterdir()) == ["chips.parquet"]
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
