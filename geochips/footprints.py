@@ -93,8 +93,9 @@ class Footprints(NamedTuple):
     or a ring)."""
     ring_rows: np.ndarray
     """``(m,)`` int: the footprints that are the polygon of every point of a ring."""
-    rings: np.ndarray
-    """``(m, 4 * points_per_side, 2)`` float64: those rings' points, not closed."""
+    rings: tuple[np.ndarray, ...]
+    """Those rings' points, not closed: ``(m_i, 4 * points_per_side, 2)`` float64 pieces
+    (a piece per scene batch, not copied into one) that follow ``ring_rows`` in order."""
 
     def geometries(self) -> np.ndarray:
         """Every footprint as a shapely geometry (``None`` where unknown)."""
@@ -102,8 +103,11 @@ class Footprints(NamedTuple):
         if self.quad.any():
             quads = self.corners[self.quad]
             out[self.quad] = _polygons(quads[..., 0], quads[..., 1])
-        if len(self.ring_rows):
-            out[self.ring_rows] = _polygons(self.rings[..., 0], self.rings[..., 1])
+        start = 0
+        for rings in self.rings:
+            rows = self.ring_rows[start : start + len(rings)]
+            out[rows] = _polygons(rings[..., 0], rings[..., 1])
+            start += len(rings)
         return out
 
 
@@ -282,7 +286,8 @@ def _lattice(at: np.ndarray, window: tuple[np.ndarray, ...], k: int) -> _Points 
     t = np.arange(k) / k
     steps = []
     for size in (w, h):
-        sizes = np.unique(size)
+        low, high = size.min(), size.max()
+        sizes = np.array([low]) if low == high else np.unique(size)  # mostly one size
         step = sizes // k
         # The pixel positions window_rings makes: whole, and a step apart along each side.
         along = np.arange(k) * step[:, None]
@@ -361,27 +366,20 @@ class _Parts:
         self.corners[rows] = found.corners
         self.quad[rows] = found.quad
         self.other[rows] = found.other
-        if not len(found.ring_rows):
-            return
-        if found.rings.shape[1] == self.points:
-            self.ring_rows.append(rows[found.ring_rows])
-            self.rings.append(found.rings)
-        else:
-            rings = found.rings
-            self.other[rows[found.ring_rows]] = _polygons(rings[..., 0], rings[..., 1])
+        start = 0
+        for rings in found.rings:
+            at = rows[found.ring_rows[start : start + len(rings)]]
+            start += len(rings)
+            if rings.shape[1] == self.points:
+                self.ring_rows.append(at)
+                self.rings.append(rings)
+            else:
+                self.other[at] = _polygons(rings[..., 0], rings[..., 1])
 
     def done(self) -> Footprints:
         """The footprints put (a row is put once as a ring at most: rings are final)."""
-        if not self.ring_rows:
-            return Footprints(
-                self.corners,
-                self.quad,
-                self.other,
-                np.zeros(0, np.int64),
-                np.zeros((0, self.points, 2)),
-            )
-        rows, rings = np.concatenate(self.ring_rows), np.concatenate(self.rings)
-        return Footprints(self.corners, self.quad, self.other, rows, rings)
+        rows = np.concatenate(self.ring_rows) if self.ring_rows else np.zeros(0, np.int64)
+        return Footprints(self.corners, self.quad, self.other, rows, tuple(self.rings))
 
 
 def _scene_polygons(
@@ -423,7 +421,7 @@ def _lonlat_polygons(
         crossing = np.zeros(len(lons), dtype=bool)
     else:
         crossing = (lons.max(axis=1) > 180.0) | (lons.min(axis=1) < -180.0)
-    out = _empty(len(lons), 4 * k)
+    out = _empty(len(lons))
     if crossing.any():
         cut = cut_antimeridian(_polygons(lons[crossing], lats[crossing]))
         out.other[crossing] = _project(cut, frame) if to_frame else cut
@@ -443,13 +441,13 @@ def _lonlat_polygons(
     return out
 
 
-def _empty(n: int, points: int) -> Footprints:
+def _empty(n: int) -> Footprints:
     return Footprints(
         np.full((n, 4, 2), np.nan),
         np.zeros(n, dtype=bool),
         np.full(n, None, dtype=object),
         np.zeros(0, dtype=np.int64),
-        np.zeros((0, points, 2)),
+        (),
     )
 
 
@@ -482,9 +480,9 @@ def _ring_polygons(rings: np.ndarray, k: int, pixels: np.ndarray, mode: Mode) ->
     ``None``: see :data:`Mode`).
     """
     xs, ys = rings[..., 0], rings[..., 1]
-    out = _empty(len(xs), 4 * k)
+    out = _empty(len(xs))
     if mode == "bent":
-        return out._replace(ring_rows=np.arange(len(xs)), rings=rings)
+        return out._replace(ring_rows=np.arange(len(xs)), rings=(rings,))
     corner = np.arange(4) * k
     cx, cy = xs[:, corner], ys[:, corner]
     corners = np.stack([cx, cy], axis=-1)
@@ -500,7 +498,7 @@ def _ring_polygons(rings: np.ndarray, k: int, pixels: np.ndarray, mode: Mode) ->
     out = out._replace(corners=corners, quad=straight)
     if mode == "final" and not straight.all():
         bent = np.flatnonzero(~straight)
-        out = out._replace(ring_rows=bent, rings=rings[bent])
+        out = out._replace(ring_rows=bent, rings=(rings[bent],))
     return out
 
 

@@ -49,24 +49,30 @@ def chip_id_array(pa: Any, prefixes: Any, columns: dict[str, Any]) -> Any:
     return pc.binary_join_element_wise(scene, text["row_off"], text["col_off"], size, "/")
 
 
-def polygon_wkb(rings: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-    """WKB of the polygons of ``(n, p, 2)`` open rings, one ring each, as ``(n, bytes)``.
+def polygon_wkb(rings: Sequence[np.ndarray], order: np.ndarray | None = None) -> np.ndarray:
+    """WKB of the polygons of open rings, one ring each, as ``(n, bytes)``.
 
-    ``13 + 16 (p + 1)`` bytes each, those shapely writes for the same polygons
-    (``shapely.to_wkb``, 2D, little-endian, ISO): byte order, type 3, one ring, its
-    ``p + 1`` points (the first repeated last). ``order`` gives the output row of each
-    ring (a permutation of ``range(n)``).
+    ``rings`` holds ``(n_i, p, 2)`` pieces, taken one after the other; each polygon takes
+    ``13 + 16 (p + 1)`` bytes, those shapely writes for it (``shapely.to_wkb``, 2D,
+    little-endian, ISO): byte order, type 3, one ring, its ``p + 1`` points (the first
+    repeated last). ``order`` gives the output row of each ring (a permutation of
+    ``range(n)``).
     """
-    n, p = rings.shape[:2]
+    n, p = sum(len(piece) for piece in rings), rings[0].shape[1]
     layout = np.dtype(
         [("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("points", "<u4"),
          ("xy", "<f8", (p + 1, 2))]
     )  # fmt: skip
     out = np.empty(n, dtype=layout)
     out["order"], out["type"], out["rings"], out["points"] = 1, 3, 1, p + 1
-    at = slice(None) if order is None else order
-    out["xy"][at, :p] = rings
-    out["xy"][at, p] = rings[:, 0]
+    xy, start = out["xy"], 0
+    for piece in rings:
+        at = (
+            slice(start, start + len(piece)) if order is None else order[start : start + len(piece)]
+        )
+        xy[at, :p] = piece
+        xy[at, p] = piece[:, 0]
+        start += len(piece)
     return out.view(np.uint8).reshape(n, layout.itemsize)
 
 
@@ -108,10 +114,10 @@ def _wkb_array(pa: Any, parts: Footprints) -> tuple[Any, np.ndarray, np.ndarray]
     if parts.quad.any():
         corners = parts.corners[parts.quad]
         bounds[parts.quad] = ring_bounds(corners)
-        pieces.append((np.flatnonzero(parts.quad), _fixed(pa, polygon_wkb(corners))))
+        pieces.append((np.flatnonzero(parts.quad), _fixed(pa, polygon_wkb([corners]))))
     if len(parts.ring_rows):
         rings, rows = parts.rings, parts.ring_rows
-        bounds[rows] = ring_bounds(rings)
+        bounds[rows] = np.concatenate([ring_bounds(piece) for piece in rings])
         if len(rows) == n:  # rings only (scenes batched by CRS put them in another order)
             pieces.append((np.arange(n), _fixed(pa, polygon_wkb(rings, order=rows))))
         else:

@@ -90,16 +90,18 @@ def test_polygon_wkb_is_what_shapely_writes_in_the_same_order(rings):
     rings = np.array(rings, dtype=np.float64)
     polygons = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
     expected = shapely.to_wkb(polygons, output_dimension=2)
-    assert [bytes(row) for row in polygon_wkb(rings)] == list(expected)
+    assert [bytes(row) for row in polygon_wkb([rings])] == list(expected)
     order = np.arange(len(rings))[::-1].copy()
-    assert [bytes(row) for row in polygon_wkb(rings, order=order)] == list(expected[::-1])
+    assert [bytes(row) for row in polygon_wkb([rings[:2], rings[2:]], order=order)] == list(
+        expected[::-1]
+    )
     assert np.array_equal(ring_bounds(rings), shapely.bounds(polygons))
 
 
 def test_dense_ring_wkb_keeps_orientation_and_the_closing_point():
     rng = np.random.default_rng(0)
     rings = rng.uniform(-180, 180, (7, 4 * DENSIFY, 2))
-    wkb = polygon_wkb(rings)
+    wkb = polygon_wkb([rings])
     assert wkb.shape == (7, 13 + 16 * (4 * DENSIFY + 1))
     back = shapely.from_wkb([bytes(row) for row in wkb])
     for ring, polygon in zip(rings, back, strict=True):
