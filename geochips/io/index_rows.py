@@ -165,11 +165,18 @@ class RowGroups:
         self.high = np.full(2, -np.inf)
         self.types: set[int] = set()
 
-    def table(self, rows: slice) -> Any:
-        """The Arrow table of ``rows``: derived columns first, then the index's own."""
+    def footprints(self, rows: slice) -> Footprints:
+        """The footprints of ``rows`` in lon/lat (what :meth:`table` writes)."""
+        window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
+        return footprint_parts(self.index.scenes, window, LONLAT)
+
+    def table(self, rows: slice, parts: Footprints) -> Any:
+        """The Arrow table of ``rows`` (their ``parts``): derived columns, then the index's own.
+
+        Tables must be made in row order: the extent :meth:`geo` reports grows with each.
+        """
         pa = self.pa
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
-        parts = footprint_parts(self.index.scenes, window, LONLAT)
         geometry, bounds, present = _wkb_array(pa, parts)
         if present.any():
             self.low = np.fmin(self.low, bounds[present, :2].min(0))

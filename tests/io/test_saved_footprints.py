@@ -161,7 +161,7 @@ def test_rings_and_quads_of_several_crss_are_in_row_order(scenes, tmp_path):
 
 
 @settings(max_examples=15, deadline=None)
-@given(fail_at=st.integers(0, 5), where=st.sampled_from(["build", "write"]))
+@given(fail_at=st.integers(0, 5), where=st.sampled_from(["footprints", "write"]))
 def test_a_save_that_fails_in_any_row_group_leaves_the_older_index(
     tmp_path_factory, monkeypatch_module, fail_at, where
 ):
@@ -184,10 +184,10 @@ def test_a_save_that_fails_in_any_row_group_leaves_the_older_index(
     module = geochips.io.index_save
     with monkeypatch_module.context() as patch:
         patch.setattr(module, "ROW_GROUP", 10)  # 7 row groups
-        if where == "build":
-            patch.setattr(module.RowGroups, "table", failing(module.RowGroups.table))
-        else:
-            patch.setattr(module, "_write_group", failing(module._write_group))
+        if where == "footprints":  # in the main thread
+            patch.setattr(module.RowGroups, "footprints", failing(module.RowGroups.footprints))
+        else:  # in the thread that makes tables and writes them
+            patch.setattr(module._Part, "write", failing(module._Part.write))
         with pytest.raises(OSError, match="disk full"):
             new.save(path)
     assert ChipIndex.load(path).chip_ids == old.chip_ids
