@@ -181,27 +181,42 @@ def footprint_parts(
         _densify(parts, rows, dense, _OneScene(scene, frame, native, window).polygons)
     for (crs, dense), members in batches.items():
         batch = _Batch.of(crs, frame, members)
-        _densify(parts, np.concatenate([rows for _, rows, _ in members]), dense, batch.polygons)
+        rows = np.concatenate([rows for _, rows, _ in members])
+        _densify(parts, rows, dense, batch.polygons, sift=same_crs(frame, LONLAT))
     return parts.done()
 
 
-Mode = Literal["probe", "final", "bent"]
+Mode = Literal["probe", "final", "bent", "sift"]
 """What to make of rings: ``"probe"`` quads where straight, ``None`` elsewhere; ``"final"``
-quads where straight, rings elsewhere; ``"bent"`` rings (chips a probe found curved)."""
+quads where straight, rings elsewhere; ``"bent"`` rings (chips a probe found curved);
+``"sift"`` what a probe then ``"bent"`` make, from the dense rings alone (lon/lat only)."""
+PROBE = 2
+"""Points a side of the probe: the corners and side midpoints."""
+SAMPLE = 16
+"""Every this many chips are probed first, to choose between probing and sifting."""
 Make = Callable[[np.ndarray, int, Mode], Footprints]
 """``(chips, k, mode)`` -> the footprints of those chips (positions) from ``k`` points a
 side."""
 
 
-def _densify(parts: _Parts, rows: np.ndarray, dense: int, polygons: Make) -> None:
+def _densify(
+    parts: _Parts, rows: np.ndarray, dense: int, polygons: Make, sift: bool = False
+) -> None:
     """Put the footprints of ``rows``: quads where the side midpoints are straight, else rings.
 
-    Rings have ``dense`` points a side.
+    Rings have ``dense`` points a side. With ``sift`` (``polygons`` knows that mode), a
+    sample mostly curved makes every chip from ``dense`` points at once: the probe's
+    points would be reprojected twice for nothing.
     """
     # Probe with the side midpoints: most chips are straight enough for 4 corners,
     # and only the others are densified (a quarter of the points to reproject).
-    probe = min(2, dense)
+    probe = min(PROBE, dense)
     again = dense > probe  # curved chips are made again from more points
+    if sift and again and dense % probe == 0 and len(rows) >= 4 * SAMPLE:
+        sample = polygons(np.arange(0, len(rows), SAMPLE), probe, "probe")
+        if np.count_nonzero(sample.quad) * 10 <= len(sample.quad):  # 90 % curved or more
+            parts.put(rows, polygons(np.arange(len(rows)), dense, "sift"))
+            return
     found = polygons(np.arange(len(rows)), probe, "probe" if again else "final")
     parts.put(rows, found)
     curved = np.flatnonzero(~found.quad)
@@ -255,7 +270,10 @@ class _Batch(NamedTuple):
         lonlat = np.empty((points.size, 2))  # the lattice's unused points stay unset
         lonlat[points.spot, 0], lonlat[points.spot, 1] = lons, lats
         pixels = np.maximum(window[2], window[3])
-        return _lonlat_polygons(_unwrapped(lonlat, points.ring), self.frame, k, pixels, mode)
+        rings = _unwrapped(lonlat, points.ring)
+        if mode == "sift":
+            return _sifted(rings, k, pixels)
+        return _lonlat_polygons(rings, self.frame, k, pixels, mode)
 
 
 class _Points(NamedTuple):
@@ -439,6 +457,33 @@ def _lonlat_polygons(
         out.quad[plain] = found.quad
         return out._replace(ring_rows=plain[found.ring_rows], rings=found.rings)
     return out
+
+
+def _sifted(rings: np.ndarray, k: int, pixels: np.ndarray) -> Footprints:
+    """What a probe and then ``"bent"`` rings make, in lon/lat, from ``k`` points a side.
+
+    The probe's points (corners and midpoints) are among the rings' points: its tests
+    (across 180, straight) run on them, and the chips it would densify get these rings.
+    """
+    sub = rings[:, :: k // PROBE]
+    lons = rings[..., 0]
+    if lons.max() <= 180.0 and lons.min() >= -180.0:  # False with NaN
+        probe_cut = dense_cut = np.zeros(len(rings), dtype=bool)
+    else:
+        probe_cut = (sub[..., 0].max(axis=1) > 180.0) | (sub[..., 0].min(axis=1) < -180.0)
+        dense_cut = (lons.max(axis=1) > 180.0) | (lons.min(axis=1) < -180.0)
+    out = _empty(len(rings))
+    plain = np.flatnonzero(~probe_cut)
+    found = _ring_polygons(sub[plain], PROBE, pixels[plain], "probe")
+    out.corners[plain] = found.corners
+    out.quad[plain] = found.quad
+    cut = dense_cut & ~out.quad
+    if cut.any():
+        out.other[cut] = cut_antimeridian(_polygons(lons[cut], rings[cut, :, 1]))
+    bent = np.flatnonzero(~out.quad & ~cut)
+    if len(bent) == len(rings):  # all bent: no copy
+        return out._replace(ring_rows=bent, rings=(rings,))
+    return out._replace(ring_rows=bent, rings=(rings[bent],))
 
 
 def _empty(n: int) -> Footprints:
