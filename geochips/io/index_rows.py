@@ -3,8 +3,9 @@
 :class:`RowGroups` turns row ranges of a chip table into Arrow tables: its own columns, the
 columns derived from scenes and windows (chip id, scene id, unsigned hrefs, assets, level,
 CRS) taken from one small per-scene array each, the footprint in longitude/latitude as WKB
-and its bbox covering. Footprints that are quads (almost all) become WKB straight from their
-corners, with NumPy (:func:`quad_wkb`), not through a shapely object each. Nothing is kept
+and its bbox covering. Footprints that are quads or densified rings (all but those cut at
+the antimeridian or at a pole) become WKB straight from their points, with NumPy
+(:func:`polygon_wkb`), not through a shapely object each. Nothing is kept
 of a group once it is built, except the extent and geometry types the GeoParquet metadata
 reports (:meth:`RowGroups.geo`). :func:`chip_id_array` spells chip ids the way
 :mod:`geochips.ids` does, in Arrow, to write and to check them.
@@ -27,10 +28,6 @@ from geochips.scene_json import _safe_href
 from geochips.windows import ChipTable
 
 BBOX = ("xmin", "ymin", "xmax", "ymax")
-_QUAD = np.dtype(
-    [("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("points", "<u4"), ("xy", "<f8", (10,))]
-)
-"""WKB of a polygon of one closed ring of 5 points: 93 bytes (ISO WKB, little-endian)."""
 GEOMETRY_TYPES = ("Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
                   "MultiLineString", "MultiPolygon", "GeometryCollection")  # fmt: skip
 """GeoParquet's names of shapely's geometry type ids."""
@@ -52,36 +49,97 @@ def chip_id_array(pa: Any, prefixes: Any, columns: dict[str, Any]) -> Any:
     return pc.binary_join_element_wise(scene, text["row_off"], text["col_off"], size, "/")
 
 
-def quad_wkb(corners: np.ndarray) -> np.ndarray:
-    """WKB of the polygons of ``(n, 4, 2)`` corners, as ``(n, 93)`` bytes.
+def polygon_wkb(rings: Sequence[np.ndarray], order: np.ndarray | None = None) -> np.ndarray:
+    """WKB of the polygons of open rings, one ring each, as ``(n, bytes)``.
 
-    The bytes shapely writes for the same polygons (``shapely.to_wkb``, 2D, little-endian).
+    ``rings`` holds ``(n_i, p, 2)`` pieces, taken one after the other; each polygon takes
+    ``13 + 16 (p + 1)`` bytes, those shapely writes for it (``shapely.to_wkb``, 2D,
+    little-endian, ISO): byte order, type 3, one ring, its ``p + 1`` points (the first
+    repeated last). ``order`` gives the output row of each ring (a permutation of
+    ``range(n)``).
     """
-    out = np.empty(len(corners), dtype=_QUAD)
-    out["order"], out["type"], out["rings"], out["points"] = 1, 3, 1, 5
-    out["xy"] = np.concatenate([corners, corners[:, :1]], axis=1).reshape(len(corners), 10)
-    return out.view(np.uint8).reshape(len(corners), _QUAD.itemsize)
+    n, p = sum(len(piece) for piece in rings), rings[0].shape[1]
+    layout = np.dtype(
+        [("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("points", "<u4"),
+         ("xy", "<f8", (p + 1, 2))]
+    )  # fmt: skip
+    out = np.empty(n, dtype=layout)
+    out["order"], out["type"], out["rings"], out["points"] = 1, 3, 1, p + 1
+    xy, start = out["xy"], 0
+    for piece in rings:
+        at = (
+            slice(start, start + len(piece)) if order is None else order[start : start + len(piece)]
+        )
+        xy[at, :p] = piece
+        xy[at, p] = piece[:, 0]
+        start += len(piece)
+    return out.view(np.uint8).reshape(n, layout.itemsize)
+
+
+def ring_bounds(rings: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` xmin, ymin, xmax, ymax of ``(n, p, 2)`` rings (NaN where a point is)."""
+    low, high = rings, rings
+    # Halving: NumPy reduces (n, p, 2) over p several times slower than this.
+    while low.shape[1] > 1:
+        half = low.shape[1] // 2
+        odd = low.shape[1] % 2
+        low = np.minimum(low[:, :half], low[:, half : 2 * half])
+        high = np.maximum(high[:, :half], high[:, half : 2 * half])
+        if odd:
+            low[:, 0] = np.minimum(low[:, 0], rings[:, -1])
+            high[:, 0] = np.maximum(high[:, 0], rings[:, -1])
+    return np.concatenate([low[:, 0], high[:, 0]], axis=1)
+
+
+def _fixed(pa: Any, wkb: np.ndarray) -> Any:
+    """An Arrow binary array of ``(n, size)`` bytes, one value a row, from one buffer."""
+    n, size = wkb.shape
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(size)  # n <= ROW_GROUP
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(wkb)])
 
 
 def _wkb_array(pa: Any, parts: Footprints) -> tuple[Any, np.ndarray, np.ndarray]:
-    """The Arrow WKB column of footprints, their bounds and whether each is known."""
+    """The Arrow WKB column of footprints, their bounds and whether each is known.
+
+    Quads and rings are written with NumPy, a buffer each; only the other footprints (cut
+    at the antimeridian or at a pole) go through shapely.
+    """
     n = len(parts.quad)
-    present = parts.quad | ~shapely.is_missing(parts.other)
+    ringed = np.zeros(n, dtype=bool)
+    ringed[parts.ring_rows] = True
+    others = ~(parts.quad | ringed) & ~shapely.is_missing(parts.other)
+    present = parts.quad | ringed | others
     bounds = np.full((n, 4), np.nan)
-    corners = parts.corners[parts.quad]
-    bounds[parts.quad] = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
-    if parts.quad.all():  # the usual row group: one buffer, no Python object per row
-        offsets = np.arange(n + 1, dtype=np.int32) * np.int32(_QUAD.itemsize)  # n <= ROW_GROUP
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(quad_wkb(parts.corners))]
-        return pa.Array.from_buffers(pa.binary(), n, buffers), bounds, present
-    wkb = np.full(n, None, dtype=object)
-    others = present & ~parts.quad
+    pieces = []
+    if parts.quad.any():
+        corners = parts.corners[parts.quad]
+        bounds[parts.quad] = ring_bounds(corners)
+        pieces.append((np.flatnonzero(parts.quad), _fixed(pa, polygon_wkb([corners]))))
+    if len(parts.ring_rows):
+        rings, rows = parts.rings, parts.ring_rows
+        bounds[rows] = np.concatenate([ring_bounds(piece) for piece in rings])
+        if len(rows) == n:  # rings only (scenes batched by CRS put them in another order)
+            pieces.append((np.arange(n), _fixed(pa, polygon_wkb(rings, order=rows))))
+        else:
+            pieces.append((rows, _fixed(pa, polygon_wkb(rings))))
     if others.any():
         bounds[others] = shapely.bounds(parts.other[others])
-        wkb[others] = shapely.to_wkb(parts.other[others], output_dimension=2)
-    if parts.quad.any():
-        wkb[parts.quad] = quad_wkb(corners).view(f"V{_QUAD.itemsize}").ravel().tolist()
-    return pa.array(wkb, pa.binary()), bounds, present
+        wkb = shapely.to_wkb(parts.other[others], output_dimension=2)
+        pieces.append((np.flatnonzero(others), pa.array(wkb, pa.binary())))
+    return _in_row_order(pa, n, pieces), bounds, present
+
+
+def _in_row_order(pa: Any, n: int, pieces: list[tuple[np.ndarray, Any]]) -> Any:
+    """One Arrow array of ``n`` rows from ``(rows, values)`` pieces (null where none)."""
+    if len(pieces) == 1 and np.array_equal(pieces[0][0], np.arange(n)):
+        return pieces[0][1]  # the usual row group: one kind of footprint, no copy
+    position = np.full(n, sum(len(rows) for rows, _ in pieces), dtype=np.int64)
+    offset = 0
+    for rows, _ in pieces:
+        position[rows] = offset + np.arange(len(rows))
+        offset += len(rows)
+    values = [values for _, values in pieces] + [pa.nulls(1, pa.binary())]
+    return pa.concat_arrays(values).take(pa.array(position))
 
 
 class RowGroups:
@@ -107,18 +165,26 @@ class RowGroups:
         self.high = np.full(2, -np.inf)
         self.types: set[int] = set()
 
-    def table(self, rows: slice) -> Any:
-        """The Arrow table of ``rows``: derived columns first, then the index's own."""
+    def footprints(self, rows: slice) -> Footprints:
+        """The footprints of ``rows`` in lon/lat (what :meth:`table` writes)."""
+        window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
+        return footprint_parts(self.index.scenes, window, LONLAT)
+
+    def table(self, rows: slice, parts: Footprints) -> Any:
+        """The Arrow table of ``rows`` (their ``parts``): derived columns, then the index's own.
+
+        Tables must be made in row order: the extent :meth:`geo` reports grows with each.
+        """
         pa = self.pa
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
-        parts = footprint_parts(self.index.scenes, window, LONLAT)
         geometry, bounds, present = _wkb_array(pa, parts)
         if present.any():
             self.low = np.fmin(self.low, bounds[present, :2].min(0))
             self.high = np.fmax(self.high, bounds[present, 2:].max(0))
-            others = present & ~parts.quad
-            self.types |= {3} if parts.quad.any() else set()
-            self.types |= set(shapely.get_type_id(parts.other[others]).tolist())
+            self.types |= {3} if parts.quad.any() or len(parts.ring_rows) else set()
+            self.types |= set(
+                shapely.get_type_id(parts.other[~shapely.is_missing(parts.other)]).tolist()
+            )
         at = pa.array(window["scene"])
         count = len(present)
         own = {name: array.slice(rows.start, count) for name, array in self.own.items()}

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from geochips.bandstats import stats_to_json
 from geochips.errors import InvalidParameterError
+from geochips.footprints import Footprints
 from geochips.io.arrow_codec import DERIVED, WINDOW, pyarrow_modules, to_arrow
 from geochips.io.index_meta import FILE_VERSION, FOLDER_VERSION, FORMAT, SCENES
 from geochips.io.index_rows import RowGroups
@@ -139,28 +141,65 @@ def _write_part(
     metadata: dict[str, str],
     add: Callable[[int], None],
 ) -> None:
-    """Write ``rows`` to one file, a row group at a time, with its ``geo`` metadata."""
+    """Write ``rows`` to one file, a row group at a time, with its ``geo`` metadata.
+
+    The main thread computes each group's footprints (PROJ holds the GIL) while a thread
+    makes the previous group's WKB and table and writes it (NumPy and pyarrow mostly
+    without the GIL): at most two groups are held at a time.
+    """
     groups.reset_extent()
-    writer = None
-    try:
-        for start in range(rows.start, max(rows.stop, rows.start + 1), ROW_GROUP):
-            table = groups.table(slice(start, min(start + ROW_GROUP, rows.stop)))
-            if writer is None:
-                schema = table.schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
-                writer = pq.ParquetWriter(target, schema)
-            writer.write_table(table.replace_schema_metadata(schema.metadata))
-            add(table.num_rows)
-        # The extent and geometry types are known once every footprint is: the footer,
-        # written at close, gets them (and the Arrow schema that readers take them from).
-        assert writer is not None  # the loop above runs at least once, even for no rows
-        final = schema.with_metadata({**metadata, "geo": json.dumps(groups.geo())})
+    part = _Part(pq, target, groups, metadata)
+    pending: Future[int] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geochips-save") as pool:
+        try:
+            for start in range(rows.start, max(rows.stop, rows.start + 1), ROW_GROUP):
+                group = slice(start, min(start + ROW_GROUP, rows.stop))
+                found = groups.footprints(group)
+                if pending is not None:
+                    add(pending.result())
+                pending = pool.submit(part.write, group, found)
+            assert pending is not None  # the loop above runs at least once, even for no rows
+            add(pending.result())
+            part.finish()
+        finally:
+            if pending is not None:
+                pending.exception()  # a failed save closes the file only once it is idle
+            part.close()
+
+
+class _Part:
+    """One file being written, its row groups in order (by one thread at a time)."""
+
+    def __init__(self, pq: Any, target: str, groups: RowGroups, metadata: dict[str, str]):
+        self.pq, self.target, self.groups, self.metadata = pq, target, groups, metadata
+        self.writer: Any = None
+        self.schema: Any = None
+
+    def write(self, rows: slice, found: Footprints) -> int:
+        """Make the table of ``rows`` and write it; return its number of rows."""
+        table = self.groups.table(rows, found)
+        if self.writer is None:
+            geo = json.dumps(self.groups.geo())
+            self.schema = table.schema.with_metadata({**self.metadata, "geo": geo})
+            self.writer = self.pq.ParquetWriter(self.target, self.schema)
+        self.writer.write_table(table.replace_schema_metadata(self.schema.metadata))
+        return int(table.num_rows)
+
+    def finish(self) -> None:
+        """Put the final ``geo`` metadata in the footer (written at close).
+
+        The extent and geometry types are known once every footprint is; readers take them
+        from the footer and from the Arrow schema stored there.
+        """
+        final = self.schema.with_metadata({**self.metadata, "geo": json.dumps(self.groups.geo())})
         arrow = base64.b64encode(final.serialize().to_pybytes()).decode()
-        writer.add_key_value_metadata(
+        self.writer.add_key_value_metadata(
             {"geo": final.metadata[b"geo"].decode(), "ARROW:schema": arrow}
         )
-    finally:
-        if writer is not None:
-            writer.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _check_target(final: str, as_folder: bool) -> None:
