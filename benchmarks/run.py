@@ -266,7 +266,9 @@ def scale_section(args: argparse.Namespace) -> list[str]:
     METRICS["scale"] = res
     names = {"bounds_s": "`bounds()`", "filter_aoi_s": "`filter_aoi`", "first_position_s":
              "first `position(chip_id)`", "split_s": "`spatial_split` (70/15/15)",
-             "leakage_s": "`check_leakage` of that split"}  # fmt: skip
+             "leakage_s": "`check_leakage` of that split", "save_folder_s": "`save` (folder)",
+             "load_folder_s": "`load` (folder)", "load_shard_s": "`load` one shard of 8",
+             "save_file_s": "`save` (one file)", "load_file_s": "`load` (one file)"}  # fmt: skip
     lines = [
         "| operation | "
         + " | ".join(f"{r['chips']:,} chips" for r in res["rows"])
@@ -274,10 +276,17 @@ def scale_section(args: argparse.Namespace) -> list[str]:
         "| --- | " + " | ".join("---" for _ in res["rows"]) + " | --- |",
     ]
     for key, name in names.items():
-        if not all(key in r for r in res["rows"]):
+        if not any(key in r for r in res["rows"]):
             continue
-        times = " | ".join(f"{r[key]:.3f} s" for r in res["rows"])
+        rss = key[: -len("_s")] + "_rss_mb"
+        times = " | ".join(
+            (f"{r[key]:.3f} s" + (f" (+{r[rss]:.0f} MB)" if rss in r else "")) if key in r else "—"
+            for r in res["rows"]
+        )
         lines.append(f"| {name} | {times} | {res['exponent'].get(key, float('nan')):.2f} |")
+    if all("index_mb" in r for r in res["rows"]):
+        sizes = " | ".join(f"{r['index_mb']:.0f} MB" for r in res["rows"])
+        lines.append(f"| the index's own arrays | {sizes} | |")
     return lines
 
 
@@ -438,6 +447,9 @@ def targets_section(grids: list[dict[str, Any]]) -> list[str]:
         for key, name in (("bounds_s", "bounds"), ("filter_aoi_s", "filter_aoi"),
                           ("first_position_s", "first chip-id lookup")):  # fmt: skip
             row(f"{name} of 10M chips < 5 s", big[key], ".2f", big[key] < 5)
+        for key, name in (("save_folder_s", "save"), ("load_folder_s", "load")):
+            if key in big:
+                row(f"{name} of 10M chips < 30 s (folder)", big[key], ".1f", big[key] < 30)
         if "split_s" in big:
             both = big["split_s"] + big["leakage_s"]
             row("spatial_split + check_leakage of 10M chips < 60 s", both, ".1f", both < 60)
