@@ -233,6 +233,10 @@ def load_index(
     return index
 
 
+CHECK_ROWS = 1 << 20
+"""Rows whose chip ids are made and compared with the stored ones at a time, on load."""
+
+
 def _decode(
     pa: Any,
     table: Any,
@@ -262,14 +266,19 @@ def _decode(
     if not pa.types.is_string(stored.type):
         raise Bad("the table must have one 'chip_id' column of strings")
     prefixes = pa.array(scene_prefixes(scenes), pa.string())
-    expected = chip_id_array(pa, prefixes, {k: arrays[k] for k in WINDOW})
     import pyarrow.compute as pc
 
-    same = np.asarray(pc.fill_null(pc.equal(stored, expected), False), dtype=bool)
-    if not same.all():
-        bad = int(np.argmin(same))
-        raise Bad(
-            f"it is inconsistent: row {bad} has chip_id {show(stored[bad].as_py())} but its "
-            f"scene and window give {show(expected[bad].as_py())}; the file was edited"
-        )
+    # A slice at a time: the ids made to check the stored ones never all exist at once.
+    for start in range(0, len(stored), CHECK_ROWS):
+        rows = slice(start, start + CHECK_ROWS)
+        expected = chip_id_array(pa, prefixes, {k: arrays[k][rows] for k in WINDOW})
+        part = stored.slice(start, CHECK_ROWS)
+        same = np.asarray(pc.fill_null(pc.equal(part, expected), False), dtype=bool)
+        if not same.all():
+            at = int(np.argmin(same))
+            raise Bad(
+                f"it is inconsistent: row {start + at} has chip_id {show(part[at].as_py())} "
+                f"but its scene and window give {show(expected[at].as_py())}; the file was "
+                "edited"
+            )
     return index

@@ -232,6 +232,19 @@ def _edit_chip_ids(path):
     pq.write_table(table.set_column(position, "chip_id", pa.array(ids)), path)
 
 
+@pytest.mark.parametrize("step", [2, 3, 1 << 20])
+def test_an_edited_chip_id_is_found_whichever_slice_it_is_checked_in(
+    index, tmp_path, monkeypatch, step
+):
+    monkeypatch.setattr("geochips.io.parquet.CHECK_ROWS", step)
+    target = tmp_path / "chips.parquet"
+    index[:10].save(target)
+    assert len(ChipIndex.load(target)) == 10
+    _edit_chip_ids(target)  # row 3
+    with pytest.raises(IndexFileError, match="row 3 has chip_id 'someone/else'"):
+        ChipIndex.load(target)
+
+
 def test_columns_that_cannot_be_saved_are_refused(index, tmp_path):
     with pytest.raises(InvalidParameterError, match="clash"):
         index.with_columns(geometry=np.zeros(len(index))).save(tmp_path / "a.parquet")
