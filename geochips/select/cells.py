@@ -35,6 +35,11 @@ class Units:
         """A chip row of each unit (its first)."""
         return np.asarray(self.order[self.starts[:-1]])
 
+    def may_differ(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Whether unit pairs ``(u, v)`` can hold chips of two labels (not all of one)."""
+        low, high = self.low, self.high
+        return np.asarray(~((low[u] == high[u]) & (high[u] == low[v]) & (low[v] == high[v])))
+
     def __len__(self) -> int:
         return len(self.starts) - 1
 

@@ -166,8 +166,7 @@ def _in_planes(
         return inner
     p, q = neighbour_pairs(cell, span)
     u, v = which[p], which[q]
-    capable = ~((units.low[u] == units.high[u]) & (units.high[u] == units.low[v])
-                & (units.low[v] == units.high[v]))  # fmt: skip
+    capable = units.may_differ(u, v)
     u, v = u[capable], v[capable]
     gap_x = np.maximum(box[u, 0], box[v, 0]) - np.minimum(box[u, 2], box[v, 2])
     gap_y = np.maximum(box[u, 1], box[v, 1]) - np.minimum(box[u, 3], box[v, 3])
@@ -306,8 +305,7 @@ def _compare_polygons(
     p, q = suspect[p], suspect[q]
     u, v = chosen[p], chosen[q]
     keep = (p < q) & (key[p] != key[q])
-    keep &= ~((units.low[u] == units.high[u]) & (units.high[u] == units.low[v])
-              & (units.low[v] == units.high[v]))  # fmt: skip
+    keep &= units.may_differ(u, v)
     p, q = p[keep], q[keep]
     a, b = polys[p], polys[q]
     if exact:
