@@ -2,11 +2,12 @@
 
 Under ``fork`` a worker shares its parent's pages; under ``spawn`` (and ``forkserver``)
 the dataset is pickled to each worker, which would hold its own copy of every column: at
-10M chips ~300 MB a worker. :func:`install` registers a reducer for
-:class:`~geochips.ChipIndex` with multiprocessing's ``ForkingPickler`` only (plain
-``pickle`` is untouched, so a saved pickle needs no torch): the numeric columns of at least
-:data:`MIN_BYTES` travel as torch tensors, which torch moves to shared memory once, and a
-worker maps them read-only instead of copying them.
+10M chips ~200 MB a worker (``benchmarks/bench_workers.py``; 25 MB with this module). The
+parent keeps one shared copy of each column beside its own while the index lives.
+:func:`install` registers a reducer for :class:`~geochips.ChipIndex` with
+multiprocessing's ``ForkingPickler`` only (plain ``pickle`` is untouched, so a saved pickle
+needs no torch): the numeric columns of at least :data:`MIN_BYTES` travel as torch tensors,
+which torch moves to shared memory once, and a worker maps them read-only instead of copying them.
 """
 
 from __future__ import annotations

@@ -69,8 +69,8 @@ class LeakageReport:
     chips: int
     """Chips compared, over all splits."""
     pairs_checked: int
-    """Candidate pairs of chips of two splits (from the spatial index) whose footprints were
-    compared; pairs inside one split are never compared."""
+    """Candidate pairs compared (of chips, or of revisits of one window taken as one) that
+    could hold two splits; chips far from a split's border are never compared."""
     leaks: list[tuple[str, str, str, str, str]]
     """``(split_a, chip_id_a, split_b, chip_id_b, kind)``, ``kind`` ``"overlap"`` or
     ``"buffer"``."""
@@ -155,7 +155,6 @@ def check_leakage(
     )
     sizes = pixel_sizes(scenes, columns["scene"], frame) if buffer_v > 0 else np.ones(len(scenes))
     i, j, overlap, candidates = find_leaks(scenes, columns, label, buffer_v, frame, sizes, counter)
-    leak = label[i] != label[j]  # all of them: only pairs of two labels are found
     # Chip ids are made for the leaking chips only (a row is its split's first row + k).
     offset = np.cumsum([0] + [len(splits[name]) for name in names])
 
@@ -165,7 +164,7 @@ def check_leakage(
 
     leaks = [
         (names[label[a]], chip_id(a), names[label[b]], chip_id(b), OVERLAP if o else NEAR)
-        for a, b, o in zip(i[leak].tolist(), j[leak].tolist(), overlap[leak].tolist(), strict=True)
+        for a, b, o in zip(i.tolist(), j.tolist(), overlap.tolist(), strict=True)  # two splits each
     ]
     report = LeakageReport(n, candidates, leaks)
     if leaks and raise_on_leak:
@@ -174,7 +173,7 @@ def check_leakage(
             for sa, a, sb, b, kind in leaks[:max_listed]
         )
         more = f"\n  ... and {len(leaks) - max_listed} more" if len(leaks) > max_listed else ""
-        a, b = int(i[leak][0]), int(j[leak][0])
+        a, b = int(i[0]), int(j[0])
         where = " and ".join(
             f"scene {scenes[int(columns['scene'][p])].name}"
             for p in ((a, b) if columns["scene"][a] != columns["scene"][b] else (a,))

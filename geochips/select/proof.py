@@ -160,7 +160,7 @@ def _in_planes(
     side = np.zeros_like(reach)
     np.maximum.at(side, plane, np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]))
     side = side + reach + 1e-9 * np.maximum(side, 1.0)
-    inner = _inside(units, label, scene, columns)
+    inner = _inside(units, label)
     which, cell, span = suspects(plane, box, side, units.low, units.high)
     if not len(which):
         return inner
@@ -176,15 +176,11 @@ def _in_planes(
     return _judge_windows(scenes, columns, a, b, planar, buffer, buffer_px, inner, len(u))
 
 
-def _inside(
-    units: Units, label: np.ndarray, scene: np.ndarray, columns: dict[str, np.ndarray]
-) -> Found:
+def _inside(units: Units, label: np.ndarray) -> Found:
     """Chips of two labels in one unit: one window of one grid, so they share ground."""
     mixed = np.flatnonzero(units.low != units.high)
     a, b, _, compared = expand(units, label, mixed, mixed)
-    keep = a != b
-    a, b = a[keep], b[keep]
-    keep = a < b
+    keep = a < b  # each pair once (expand gives both orders within a unit)
     return a[keep], b[keep], np.ones(int(keep.sum()), dtype=bool), compared
 
 
