@@ -29,7 +29,7 @@ def scenes(count: int, side: int) -> list[Scene]:
             crs="EPSG:32631",
             transform=Affine(10.0, 0.0, 600_000.0 + i * 1e5, 0.0, -10.0, 5_000_000.0),
             georef="transform",
-            block_shape=(512, 512),
+            tile_shape=(512, 512),
             full_shape=(side, side),
         )
         for i in range(count)

@@ -62,7 +62,7 @@ def touched_bytes(index: geochips.ChipIndex) -> int:
     """Compressed bytes of the original tiles the chips touch."""
     total = 0
     for position, scene in enumerate(index.scenes):
-        th, tw = scene.block_shape
+        th, tw = scene.tile_shape
         tiles = set()
         for i in np.flatnonzero(index.column("scene") == position):
             w = index.window(int(i))

@@ -58,7 +58,7 @@ def scenes(count: int) -> list[Scene]:
                 transform=Affine(10.0, 0.0, 254_000.0 + col * 41_000, 0.0, -10.0,
                                  7_000_000.0 - row * 41_000),
                 georef="transform",
-                block_shape=(512, 512),
+                tile_shape=(512, 512),
                 full_shape=(4096, 4096),
             )
         )  # fmt: skip

@@ -56,7 +56,7 @@ def tile_layout(path: Path) -> tuple[int, dict[tuple[int, int], int]]:
 def with_tiles(plan: dict[str, Any], base_url: str) -> dict[str, Any]:
     """Add the server URL, each file's data start and the bytes of the covered tiles."""
     layouts = [tile_layout(Path(p)) for p in plan["scenes"]]
-    bh, bw = plan["block_shape"]
+    bh, bw = plan["tile_shape"]
     covered = 0
     for s, r, c, h, w in plan["windows"]:
         sizes = layouts[s][1]

@@ -101,7 +101,7 @@ def grid_plan(
         # rasterio passes an int GDAL_CACHEMAX to GDAL as bytes (geochips converts its MB)
         "limit_gdal": {"GDAL_CACHEMAX": CACHE_MB * 1024 * 1024},
         "batch_size": 16,
-        "block_shape": list(index.scenes[0].block_shape),
+        "tile_shape": list(index.scenes[0].tile_shape),
         "index_chips": len(index),
         "tiles_per_chip": str(check_alignment(index)),
         "scene_shape": list(index.scenes[0].shape),

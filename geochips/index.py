@@ -76,7 +76,8 @@ class ChipIndex:
     ) -> None:
         check_table(columns, len(scenes))
         self.scenes: tuple[Scene, ...] = tuple(scenes)
-        """Scene headers; the ``scene`` column holds positions in this tuple."""
+        """Scene headers; the ``scene`` column holds positions in this tuple (a sample and
+        a saved index name the scene by its id, ``scene_id``)."""
         self._columns = dict(columns)
         self.size = size
         """Chip size the index was built with, ``(height, width)``."""
@@ -264,13 +265,7 @@ class ChipIndex:
 
     def window(self, position: int) -> ChipWindow:
         """Return the window of the chip at ``position``."""
-        c = self._columns
-        return ChipWindow(
-            int(c["row_off"][position]),
-            int(c["col_off"][position]),
-            int(c["height"][position]),
-            int(c["width"][position]),
-        )
+        return self.locate(position)[1]
 
     def scene_of(self, position: int) -> Scene:
         """Return the scene of the chip at ``position``."""

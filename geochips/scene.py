@@ -82,8 +82,9 @@ class Scene:
     georef: Georef
     gcps: tuple[tuple[float, float, float, float], ...] = ()
     """``(row, col, x, y)`` ground control points in the read grid (GCP scenes only)."""
-    block_shape: tuple[int, int] = (1, 1)
-    """Internal block (tile or strip) shape of the first file at the read level."""
+    tile_shape: tuple[int, int] = (1, 1)
+    """Shape of the first file's tiles (GDAL's internal blocks: tiles or strips) at the
+    read level, ``(height, width)``."""
     scales: tuple[float, ...] = ()
     offsets: tuple[float, ...] = ()
     full_shape: tuple[int, int] = (0, 0)

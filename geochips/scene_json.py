@@ -73,7 +73,7 @@ def scene_to_json(scene: Scene) -> dict[str, Any]:
         "transform": None if scene.transform is None else list(scene.transform)[:6],
         "georef": scene.georef,
         "gcps": [list(g) for g in scene.gcps],
-        "block_shape": list(scene.block_shape),
+        "tile_shape": list(scene.tile_shape),
         "scales": list(scene.scales),
         "offsets": list(scene.offsets),
         "full_shape": list(scene.full_shape),
@@ -193,10 +193,13 @@ def scene_from_json(data: Any) -> Scene:
     """
     if not isinstance(data, dict):
         raise ValueError(f"a scene must be a JSON object, got {show(data)}")
+    if "tile_shape" not in data and "block_shape" in data:
+        # Indexes saved before the glossary named tiles used GDAL's word for them.
+        data = {**data, "tile_shape": data["block_shape"]}
     missing = [
         k
         for k in ("id", "hrefs", "assets", "overview_level", "height", "width", "band_counts")
-        + ("dtype", "nodata", "crs", "transform", "georef", "gcps", "block_shape", "scales")
+        + ("dtype", "nodata", "crs", "transform", "georef", "gcps", "tile_shape", "scales")
         + ("offsets", "full_shape")
         if k not in data
     ]
@@ -264,7 +267,7 @@ def scene_from_json(data: Any) -> Scene:
         transform=transform,
         georef=georef,  # type: ignore[arg-type]
         gcps=_gcps(data["gcps"], georef),
-        block_shape=_pair(data["block_shape"], "block_shape", 1),
+        tile_shape=_pair(data["tile_shape"], "tile_shape", 1),
         scales=scales,
         offsets=offsets,
         full_shape=full,

@@ -46,8 +46,8 @@ _WINDOW = ("scene", "row_off", "col_off", "height", "width")
 
 def _tiles_per_window(scenes: Sequence[Scene], columns: Mapping[str, np.ndarray]) -> np.ndarray:
     scene = columns["scene"]
-    bh = np.array([s.block_shape[0] for s in scenes], dtype=np.int64)[scene]
-    bw = np.array([s.block_shape[1] for s in scenes], dtype=np.int64)[scene]
+    bh = np.array([s.tile_shape[0] for s in scenes], dtype=np.int64)[scene]
+    bw = np.array([s.tile_shape[1] for s in scenes], dtype=np.int64)[scene]
     height = np.array([s.height for s in scenes], dtype=np.int64)[scene]
     width = np.array([s.width for s in scenes], dtype=np.int64)[scene]
     r0 = np.maximum(columns["row_off"].astype(np.int64), 0)
@@ -60,7 +60,7 @@ def _tiles_per_window(scenes: Sequence[Scene], columns: Mapping[str, np.ndarray]
     return counts
 
 
-def aligned_grid(size: Pair, stride: Pair, block_shape: Pair) -> tuple[Pair, Pair]:
+def aligned_grid(size: Pair, stride: Pair, tile_shape: Pair) -> tuple[Pair, Pair]:
     """Return the tile-aligned ``(size, stride)`` nearest to a grid, per axis.
 
     Each length becomes the nearest whole number of tiles or divisor of the tile (for 512
@@ -73,8 +73,8 @@ def aligned_grid(size: Pair, stride: Pair, block_shape: Pair) -> tuple[Pair, Pai
         candidates = [below[-1], max(1, length // tile) * tile, (length // tile + 1) * tile]
         return min(candidates, key=lambda c: (abs(c - length), -c))
 
-    new_size = (align(size[0], block_shape[0]), align(size[1], block_shape[1]))
-    new_stride = (align(stride[0], block_shape[0]), align(stride[1], block_shape[1]))
+    new_size = (align(size[0], tile_shape[0]), align(size[1], tile_shape[1]))
+    new_stride = (align(stride[0], tile_shape[0]), align(stride[1], tile_shape[1]))
     return new_size, new_stride
 
 
@@ -86,7 +86,7 @@ class AlignmentReport:
     """Mean number of tiles a chip touches with the index's grid."""
     aligned_tiles_per_chip: float
     """The same for the suggested grid (the minimum for chips of that size)."""
-    block_shape: Pair
+    tile_shape: Pair
     """Tile shape of most scenes."""
     size: Pair
     """Suggested chip size, ``(height, width)``."""
@@ -105,12 +105,12 @@ class AlignmentReport:
             )
         if self.aligned:
             return (
-                f"the grid is aligned to the {self.block_shape[0]}x{self.block_shape[1]} "
+                f"the grid is aligned to the {self.tile_shape[0]}x{self.tile_shape[1]} "
                 f"tiles: {self.tiles_per_chip:.2f} tiles per chip"
             )
         return (
             f"each chip touches {self.tiles_per_chip:.2f} tiles of "
-            f"{self.block_shape[0]}x{self.block_shape[1]} on average, and decodes (or "
+            f"{self.tile_shape[0]}x{self.tile_shape[1]} on average, and decodes (or "
             f"downloads) them all; size={self.size}, stride={self.stride} would touch "
             f"{self.aligned_tiles_per_chip:.2f}"
         )
@@ -131,13 +131,13 @@ def check_alignment(index: ChipTable) -> AlignmentReport:
         return AlignmentReport(
             0.0,
             0.0,
-            index.scenes[0].block_shape,
+            index.scenes[0].tile_shape,
             index.size,
             index.stride,
             aligned=True,
             striped=True,
         )
-    block = Counter(s.block_shape for s in tiled).most_common(1)[0][0]
+    block = Counter(s.tile_shape for s in tiled).most_common(1)[0][0]
     size, stride = aligned_grid(index.size, index.stride, block)
     now = tiles_per_chip(index)
     if (size, stride) == (index.size, index.stride):
@@ -147,7 +147,7 @@ def check_alignment(index: ChipTable) -> AlignmentReport:
     return AlignmentReport(
         tiles_per_chip=float(now.mean()) if len(now) else 0.0,
         aligned_tiles_per_chip=float(after.mean()) if len(after) else 0.0,
-        block_shape=block,
+        tile_shape=block,
         size=size,
         stride=stride,
         aligned=(size, stride) == (index.size, index.stride),
@@ -169,7 +169,7 @@ def _grid(scenes: Sequence[Scene], size: Pair, stride: Pair, edge: str | None) -
 
 def _tiled(scene: Scene) -> bool:
     """Whether ``scene`` is stored in tiles (not strips: whole rows)."""
-    return scene.block_shape[0] > 1 and scene.block_shape[1] < scene.width
+    return scene.tile_shape[0] > 1 and scene.tile_shape[1] < scene.width
 
 
 def warn_if_unaligned(index: ChipTable, stacklevel: int = 2) -> None:
@@ -182,11 +182,11 @@ def warn_if_unaligned(index: ChipTable, stacklevel: int = 2) -> None:
     if index.size is None or index.stride is None:
         return
     tiled = [s for s in index.scenes if _tiled(s)]
-    for block in sorted({s.block_shape for s in tiled}):
+    for block in sorted({s.tile_shape for s in tiled}):
         size, stride = aligned_grid(index.size, index.stride, block)
         if (size, stride) == (index.size, index.stride):
             continue
-        scenes = [s for s in tiled if s.block_shape == block]
+        scenes = [s for s in tiled if s.tile_shape == block]
         warnings.warn(
             f"chips of size={index.size}, stride={index.stride} straddle the "
             f"{block[0]}x{block[1]} tiles of {len(scenes)} scene(s) (e.g. "

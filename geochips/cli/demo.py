@@ -74,7 +74,7 @@ def demo(workers: int = 2) -> int:
     )
     seen = 0
     for number, batch in enumerate(loader, start=1):
-        scenes = sorted(set(batch["scene"]))
+        scenes = sorted(set(batch["scene_id"]))
         valid = batch["valid"].float().mean().item() if "valid" in batch else 1.0
         print(
             f"  batch {number}: image {tuple(batch['image'].shape)} {batch['image'].dtype}, "

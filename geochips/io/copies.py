@@ -67,7 +67,7 @@ def copy_name(scene: Scene) -> str:
 
 def copy_tile(scene: Scene) -> tuple[int, int]:
     """The tile shape of a copy: the scene's own tiles when GeoTIFF allows them, else 256."""
-    h, w = scene.block_shape
+    h, w = scene.tile_shape
     if all(side % 16 == 0 and 16 <= side <= 1024 for side in (h, w)):
         return h, w
     return DEFAULT_TILE, DEFAULT_TILE
@@ -145,7 +145,7 @@ class Copy:
             hrefs=(os.path.abspath(self.path),),
             assets=(),
             band_counts=(self.scene.count,),
-            block_shape=self.tile,
+            tile_shape=self.tile,
             resampling=None,
             warped=(),
             # Chip ids keep the level; the copy's own full resolution is that level.

@@ -61,7 +61,7 @@ def _read_one_in_env(
             "transform": full.transform,
             "gcps": full.gcps,
             "shape": (full.height, full.width),
-            "block_shape": full.block_shapes[0],
+            "tile_shape": full.block_shapes[0],
         }
     if overview_level is not None:
         n = len(info["overviews"])
@@ -75,7 +75,7 @@ def _read_one_in_env(
             )
         with rasterio.open(path, overview_level=overview_level) as ovr:
             info["shape"] = (ovr.height, ovr.width)
-            info["block_shape"] = ovr.block_shapes[0]
+            info["tile_shape"] = ovr.block_shapes[0]
             if not info["gcps"][0]:
                 info["transform"] = ovr.transform
     return info

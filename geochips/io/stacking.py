@@ -113,7 +113,7 @@ def stack_scene(
         transform=transform,
         georef=georef,
         gcps=gcps,
-        block_shape=tuple(first["block_shape"]),
+        tile_shape=tuple(first["tile_shape"]),
         scales=tuple(s for i in infos for s in i["scales"]),
         offsets=tuple(o for i in infos for o in i["offsets"]),
         full_shape=first["full_shape"],

@@ -186,7 +186,7 @@ class ChipDataset(Dataset[Sample]):
             name = getattr(self.transform, "__qualname__", None) or type(self.transform).__name__
             raise TransformError(
                 f"transform {name} raised {type(exc).__name__} on chip {sample['chip_id']!r} "
-                f"of scene {sample['scene']!r}: {exc}"
+                f"of scene {sample['scene_id']!r}: {exc}"
             ) from exc
 
     def __getitems__(self, keys: Sequence[int | str]) -> list[Any]:
@@ -236,7 +236,7 @@ class ChipDataset(Dataset[Sample]):
         sample: Sample = {
             "image": image,
             "chip_id": chip_id,
-            "scene": scene.id,
+            "scene_id": scene.id,
             "window": window,
             "bounds": chip_bounds(scene.transform, window),
             "crs": scene.crs,

@@ -27,7 +27,8 @@ class Sample(TypedDict, total=False):
     image: torch.Tensor
     valid: torch.Tensor
     chip_id: str
-    scene: str
+    scene_id: str
+    """The id of the chip's scene (the saved index's ``scene_id`` column)."""
     window: ChipWindow
     bounds: tuple[float, float, float, float] | None
     crs: str | None
@@ -43,10 +44,11 @@ class Sample(TypedDict, total=False):
 
 
 RESERVED = frozenset(
-    ("image", "valid", "mask", "boxes", "labels", "instances", "chip_id", "scene", "window",
-     "bounds", "crs", "transform", "dihedral")
+    ("image", "valid", "mask", "boxes", "labels", "instances", "chip_id", "scene_id", "window",
+     "bounds", "crs", "transform", "dihedral", "scene")
 )  # fmt: skip
-"""Sample keys a scene property may not take."""
+"""Sample keys a scene property may not take (``scene``, the scene id's key before 0.1.0's
+re-layout, stays taken: a property there would answer code written for the id)."""
 
 
 def scene_values(scene: Scene) -> dict[str, Any]:

@@ -238,9 +238,9 @@ def _title(sample: Mapping[str, Any]) -> str:
     bounds = sample.get("bounds")
     if bounds is not None:
         where = ", ".join(f"{v:.6g}" for v in bounds)
-        lines.append(f"{sample.get('scene', '')}  ({where}) {sample.get('crs') or ''}".strip())
-    elif "scene" in sample:
-        lines.append(str(sample["scene"]))
+        lines.append(f"{sample.get('scene_id', '')}  ({where}) {sample.get('crs') or ''}".strip())
+    elif "scene_id" in sample:
+        lines.append(str(sample["scene_id"]))
     return "\n".join(lines)
 
 

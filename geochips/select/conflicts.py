@@ -6,12 +6,13 @@ exact footprints in the CRS for scenes that share a projected CRS, and footprint
 common frame otherwise, where reprojected edges allow a sliver of tolerance
 (:data:`AREA_TOLERANCE`).
 
-This is the proof's half of the select stage: :func:`geochips.select.leakage.check_leakage`
-judges splits with it, and :func:`geochips.select.splits.spatial_split` uses it so that
-it never builds a split the proof rejects. It imports nothing of the splitting (blocks,
-dealing, resolving): ``tests/shell/test_architecture.py`` checks that, and
-``tests/select/test_splits.py`` checks the rule itself against oracles that use neither
-footprints nor the STRtree.
+This is the split's engine: :func:`geochips.select.splits.spatial_split` uses it so that it
+never builds a split the proof rejects. :func:`geochips.select.leakage.check_leakage`
+applies the same rule by other means (:mod:`geochips.select.proof`, which never calls this
+module's functions), and ``tests/select/test_proof.py`` compares the two pair for pair. It
+imports nothing of the splitting (blocks, dealing, resolving): ``tests/shell/test_architecture.py``
+checks both, and ``tests/select/test_splits.py`` checks the rule itself against oracles
+that use neither footprints nor the STRtree.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::geochips.errors.TileAlignmentWa
 
 def touched_tiles(window, scene):
     """Oracle: the distinct tiles under every pixel of the window inside the scene."""
-    bh, bw = scene.block_shape
+    bh, bw = scene.tile_shape
     rows = range(max(window.row_off, 0), min(window.row_off + window.height, scene.height))
     cols = range(max(window.col_off, 0), min(window.col_off + window.width, scene.width))
     return len({(r // bh, c // bw) for r, c in itertools.product(rows, cols)})

@@ -62,12 +62,12 @@ def test_seed_counts_shapes_and_mixed_batches(grd_scenes):
     loader = DataLoader(ChipDataset(overlapping), batch_size=10, collate_fn=collate)
     batches = list(loader)
     assert [tuple(b["image"].shape) for b in batches] == [(10, 1, 512, 512)] * 3
-    assert sorted(set(batches[1]["scene"])) == ["osaka", "tokyo"]  # the second batch mixes
+    assert sorted(set(batches[1]["scene_id"])) == ["osaka", "tokyo"]  # the second batch mixes
 
     with rasterio.open(grd_scenes["tokyo"], overview_level=3) as src:
         for batch in batches:
             for image, scene, window in zip(
-                batch["image"], batch["scene"], batch["window"], strict=True
+                batch["image"], batch["scene_id"], batch["window"], strict=True
             ):
                 if scene != "tokyo":
                     continue

@@ -20,7 +20,7 @@ def test_header_of_a_cog(make_scene):
     assert scene.crs == "EPSG:32618"
     assert scene.georef == "transform"
     assert tuple(scene.transform)[:6] == (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
-    assert scene.block_shape == (32, 32)
+    assert scene.tile_shape == (32, 32)
     assert scene.scales == (1.0, 1.0) and scene.offsets == (0.0, 0.0)
 
 

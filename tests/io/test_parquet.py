@@ -390,7 +390,7 @@ SCENE_DAMAGE = [
     ({"gcps": [[1, 2, 3]]}, "'gcps' must be a list of 4 values"),
     ({"crs": "not a crs"}, "'crs' must be a CRS PROJ parses"),
     ({"crs": ["EPSG:4326"]}, "'crs' must be a string"),
-    ({"block_shape": [0, 16]}, "'block_shape' must be an int in 1"),
+    ({"tile_shape": [0, 16]}, "'tile_shape' must be an int in 1"),
     ({"full_shape": [10]}, "'full_shape' must be a list of 2 values"),
     ({"scales": [1.0]}, "'scales' must be empty or one value per band"),
     ({"properties": []}, "'properties' must be a JSON object"),

@@ -15,7 +15,7 @@ def test_batches_stack_images_and_keep_metadata_as_lists(make_scene):
     assert batch["valid"].shape == (3, 1, 16, 16) and batch["valid"].dtype == torch.bool
     assert torch.equal(batch["image"][1], samples[1]["image"])
     assert batch["chip_id"] == [s["chip_id"] for s in samples]
-    assert batch["scene"] == ["scene0", "scene1", "scene0"]
+    assert batch["scene_id"] == ["scene0", "scene1", "scene0"]
     assert batch["window"] == [s["window"] for s in samples]
     assert batch["crs"] == ["EPSG:32618"] * 3
     assert len(batch["bounds"]) == 3 and len(batch["transform"]) == 3

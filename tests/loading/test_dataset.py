@@ -232,7 +232,7 @@ def test_samples_carry_their_geometry(make_scene):
     assert sample["crs"] == "EPSG:32633"
     assert sample["transform"] == Affine(30.0, 0.0, 600_600.0, 0.0, -30.0, 4_100_000.0)
     assert sample["bounds"] == (600_600.0, 4_099_400.0, 601_200.0, 4_100_000.0)
-    assert sample["scene"] == "scene0"
+    assert sample["scene_id"] == "scene0"
 
 
 def test_gcp_scene_samples_use_the_fitted_transform():

@@ -244,7 +244,7 @@ def test_batches_that_cannot_share_a_tensor_are_read_sample_by_sample(make_scene
     dataset = ChipDataset(index, threads=2)
     last = len(index) - 1
     both = dataset.__getitems__([0, last])
-    assert [s["scene"] for s in both] == ["scene0", "scene1"]
+    assert [s["scene_id"] for s in both] == ["scene0", "scene1"]
     with pytest.raises(IndexError, match=f"chip position {last + 1} is out of range"):
         dataset.__getitems__([0, last + 1])
     by_id = dataset.__getitems__([index.chip_id(1), 1])

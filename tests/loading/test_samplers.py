@@ -70,7 +70,7 @@ def test_a_dataloader_with_workers_serves_every_chip_correctly(overlapping):
     seen = []
     for batch in loader:
         for image, scene, window in zip(
-            batch["image"], batch["scene"], batch["window"], strict=True
+            batch["image"], batch["scene_id"], batch["window"], strict=True
         ):
             rows, cols = window.slices()
             np.testing.assert_array_equal(image.numpy(), arrays[scene_of[scene]][:, rows, cols])

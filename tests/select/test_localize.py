@@ -300,7 +300,7 @@ def test_a_folder_without_the_space_is_refused_before_writing(tmp_path):
         id="huge", hrefs=(str(tmp_path / "nowhere.tif"),), assets=(), overview_level=None,
         height=1_000_000, width=1_000_000, band_counts=(4,), dtype="float64", nodata=None,
         crs="EPSG:32618", transform=rasterio.Affine(1, 0, 0, 0, -1, 0), georef="transform",
-        block_shape=(1024, 1024),
+        tile_shape=(1024, 1024),
     )  # fmt: skip
     index = geochips.ChipIndex.from_scenes([huge], size=65536)
     folder = tmp_path / "local"
