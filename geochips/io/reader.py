@@ -33,7 +33,7 @@ from geochips.io import settings
 from geochips.io.handles import Handle, HandleKey, WarpedHandle, changes
 from geochips.io.padding import filled, group_by_file, inside, paste
 from geochips.io.retries import describe, forget_downloads, read_retrying
-from geochips.io.settings import merge_options, open_env
+from geochips.io.settings import merge_options, open_env, reads_network
 from geochips.io.signing import Signer, resolve_signer
 from geochips.io.threads import ThreadHandles, default_max_open
 from geochips.scene import Scene
@@ -74,6 +74,7 @@ class Reader:
             raise InvalidParameterError(f"retries must be an int >= 0, got retries={retries!r}")
         self.retries = retries
         self._threads = ThreadHandles(self.max_open, self.gdal_options)
+        self._network: dict[tuple[str, ...], bool] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -86,14 +87,17 @@ class Reader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
-    def scope(self) -> AbstractContextManager[Any]:
+    def scope(self, network: bool = True) -> AbstractContextManager[Any]:
         """Return the context reads of this thread run in: the GDAL options set, then undone.
 
         Every :meth:`read` enters it; entering it once around many reads (a batch) sets
-        the options once. In a thread :meth:`own_thread` has prepared it does nothing.
-        Options the caller set before (an outer ``rasterio.Env``) are back after it.
+        the options once. ``network=False`` (the reads are of local GeoTIFFs:
+        :func:`~geochips.io.settings.reads_network`) leaves the default network options
+        out; a read of another file adds them. In a thread :meth:`own_thread` has prepared
+        it does nothing. Options the caller set before (an outer ``rasterio.Env``) are back
+        after it.
         """
-        return self._threads.scope()
+        return self._threads.scope(network)
 
     def own_thread(self) -> None:
         """Set the GDAL options for good in the calling thread, which geochips owns.
@@ -233,7 +237,10 @@ class Reader:
                 remote files), or GDAL warned while decoding it (damaged data).
             SceneChangedError: the file no longer matches the scene's header.
         """
-        with self._threads.scope():
+        network = self._network.get(scene.hrefs)
+        if network is None:
+            network = self._network[scene.hrefs] = reads_network(scene.hrefs)
+        with self._threads.scope(network):
             return self._read(scene, window, bands, fill_value, out, chip_id)
 
     def _read(

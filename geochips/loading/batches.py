@@ -7,10 +7,10 @@ in a DataLoader worker's reused slot (:mod:`geochips.loading.slots`). :func:`geo
 then returns those tensors without stacking: the copy saved is 16 MB for 16 int32 512x512
 chips, ~0.3 ms a chip (benchmarks/RESULTS.md). Other batches (chip ids, a transform) are
 read sample by sample. Either way several threads read the chips (GDAL releases the GIL)
-when reads cost enough for threads to pay: where a chip's read is cheaper than
-:data:`CHEAP_READ` (tiles in GDAL's block cache, local uncompressed copies), threads only
-queue on the block cache's lock and one thread is faster, so the main process reads its
-second batch in one thread and keeps to one thread when that batch was cheap.
+when reads cost enough for threads to pay: 8 for remote scenes, one inside DataLoader
+workers (the workers use the cores), and in the main process one or all cores, whichever
+the batches so far read faster (:mod:`geochips.loading.threadrule`): threads where chips
+decode, one thread where they are copies out of GDAL's block cache or of uncompressed files.
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ from torch.utils.data import get_worker_info
 from geochips import hrefs
 from geochips.index import ChipIndex
 from geochips.io.reader import Reader
+from geochips.io.settings import reads_network
 from geochips.loading import slots
 from geochips.loading.collate import BatchSamples
 from geochips.loading.dtypes import TORCH
-
-CHEAP_READ = 0.5e-3
-"""Seconds a chip: local reads cheaper than this are read by one thread (``threads=None``).
-A decoded 512x512 DEFLATE tile costs ~2 ms, a copy out of GDAL's block cache ~0.1-0.3 ms
-with geochips' own work (benchmarks/RESULTS.md, grids A and B)."""
+from geochips.loading.threadrule import ThreadRule
 
 ReadInto = Callable[[int, dict[str, torch.Tensor]], Any]
 """Reads the sample at a position into its rows of the batch tensors (by stacked key)."""
@@ -70,47 +67,48 @@ class Batches:
         self._valid = valid
         self._mask = mask
         self.remote = any(hrefs.is_remote(h) for s in index.scenes for h in s.hrefs)
+        self.network = reads_network(h for s in index.scenes for h in s.hrefs)
+        """Whether the scenes' reads need the network options (all but local GeoTIFFs)."""
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid: int | None = None
-        self._cheap: bool | None = None
-        """Whether local reads are cheap, from the second batch read by one thread."""
-        self._probes = 0
+        self.rule: ThreadRule | None = None
+        """What local batches cost with one thread and with all cores (made on first use)."""
 
     def read(
         self,
         keys: Sequence[int | str],
         one: Callable[[int | str], Any],
         into: ReadInto | None,
-        threads: int,
+        threads: int | None,
         *,
         reuse: bool,
     ) -> list[Any]:
         """The samples of ``keys``: ``into`` batch tensors when they stack, else ``one`` by one.
 
         ``into`` is ``None`` when samples are not to be stacked (a transform may change
-        them); ``reuse`` reads into a worker's slots (else plain memory).
+        them); ``reuse`` reads into a worker's slots (else plain memory). ``threads``
+        (``None``: :meth:`threads` chooses, and the batch's time is counted for the choice).
         """
+        chosen = self.threads(threads)
+        started = time.perf_counter()
         positions = None if into is None else self.positions(keys)
         if into is None or positions is None:  # a transform or chip ids: sample by sample
-            return self.map(one, list(keys), threads)
-        tensors = self.tensors(positions, reuse)
-        rows = {key: list(tensor) for key, tensor in tensors.items()}
-        todo = [(p, {k: r[i] for k, r in rows.items()}) for i, p in enumerate(positions)]
-        samples = self.map(lambda job: into(*job), todo, threads)
-        return BatchSamples(samples, {k: (tensors[k], rows[k]) for k in tensors})
+            out = self.map(one, list(keys), chosen)
+        else:
+            tensors = self.tensors(positions, reuse)
+            rows = {key: list(tensor) for key, tensor in tensors.items()}
+            todo = [(p, {k: r[i] for k, r in rows.items()}) for i, p in enumerate(positions)]
+            samples = self.map(lambda job: into(*job), todo, chosen)
+            out = BatchSamples(samples, {k: (tensors[k], rows[k]) for k in tensors})
+        if threads is None and self.rule is not None and len(keys) > 1:
+            self.rule.record(chosen, time.perf_counter() - started, len(keys))
+        return out
 
     def map(self, read: Callable[[Any], Any], todo: list[Any], threads: int) -> list[Any]:
         """``read`` each of ``todo``, in ``threads`` threads of this process's pool."""
         if threads <= 1 or len(todo) <= 1:
-            started = time.perf_counter()
-            with self.reader.scope():  # GDAL options set once for the batch, then undone
-                out = [read(k) for k in todo]
-            if self._cheap is None and len(todo) > 1:
-                self._probes += 1
-                if self._probes >= 2:  # the first batch opens files and fills caches
-                    per_chip = (time.perf_counter() - started) / len(todo)
-                    self._cheap = per_chip < CHEAP_READ
-            return out
+            with self.reader.scope(self.network):  # GDAL options set once, then undone
+                return [read(k) for k in todo]
         return list(self.executor(threads).map(read, todo))
 
     def positions(self, keys: Sequence[int | str]) -> list[int] | None:
@@ -154,16 +152,18 @@ class Batches:
         """Threads reading a batch: ``threads`` when given, else picked for the scenes.
 
         8 for remote scenes; for local ones 1 inside DataLoader workers (the workers already
-        use the cores) and in the main process the CPU count, unless reads are cheaper than
-        :data:`CHEAP_READ` (one thread reads the first two batches to find out).
+        use the cores) and in the main process one thread or the CPU count, whichever has
+        read this dataset's batches faster (:class:`~geochips.loading.threadrule.ThreadRule`).
         """
         if threads is not None:
             return threads
         if self.remote:
             return 8
-        if get_worker_info() is not None or self._cheap is not False:
+        if get_worker_info() is not None:
             return 1
-        return os.cpu_count() or 1
+        if self.rule is None:
+            self.rule = ThreadRule(os.cpu_count() or 1)
+        return self.rule.pick()
 
     def executor(self, threads: int) -> ThreadPoolExecutor:
         """This process's pool of reading threads (made on first use in each process)."""

@@ -174,7 +174,7 @@ class ChipDataset(Dataset[Sample]):
                 f"ChipDataset indices are ints (positions) or str (chip ids), "
                 f"got {type(key).__name__}"
             )
-        with self.reader.scope():
+        with self.reader.scope(self._batches.network):
             sample = self._read(position)
         return sample if self.transform is None else self._transformed(sample)
 
@@ -197,11 +197,8 @@ class ChipDataset(Dataset[Sample]):
         """
         into = self._read if self.transform is None else None
         return self._batches.read(
-            keys, self.__getitem__, into, self._threads(), reuse=self.reuse_batch_memory
+            keys, self.__getitem__, into, self.threads, reuse=self.reuse_batch_memory
         )
-
-    def _threads(self) -> int:
-        return self._batches.threads(self.threads)
 
     def _read(self, position: int, rows: dict[str, torch.Tensor] | None = None) -> Sample:
         """Read one sample (into ``rows``, its rows of the batch tensors, when given)."""

@@ -20,7 +20,6 @@ from geochips.errors import (
     SceneReadError,
 )
 from geochips.io.reader import default_max_open
-from geochips.loading import batches
 from geochips.testing import position_values
 
 # Small test scenes have small tiles, so most grids here straddle them on purpose.
@@ -295,23 +294,20 @@ def test_getitems_reads_a_batch_with_threads(make_scene):
         assert torch.equal(sample["image"], dataset[key]["image"])
 
 
-@pytest.mark.parametrize("cheap", [0.0, float("inf")])
-def test_by_default_threads_read_batches_only_when_reads_are_not_cheap(
-    make_scene, monkeypatch, cheap
-):
-    # The rule, not the clock: no read is cheaper than 0 s, every read is cheaper than inf.
-    monkeypatch.setattr(batches, "CHEAP_READ", cheap)
+def test_by_default_batches_are_read_with_the_threads_the_rule_picks(make_scene, monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     path = make_scene(height=64, width=64, count=2)
     dataset = ChipDataset(ChipIndex.build([path], size=16))
-    seen = []
     for start in range(0, 16, 4):
-        seen.append(dataset._threads())
         batch = dataset.__getitems__(list(range(start, start + 4)))
         for k, sample in enumerate(batch):
             assert torch.equal(sample["image"], dataset[start + k]["image"])
-    # One thread for the two batches that measure the reads, then the rule's choice.
-    assert seen == [1, 1, 1, 1] if cheap else seen == [1, 1, 3, 3]
+    # Two batches with one thread, two with three (the first of each not counted), so
+    # both choices have a cost a chip and the next batch reads with the cheaper one.
+    rule = dataset._batches.rule
+    assert rule is not None and rule.many == 3
+    assert rule.cost[1] is not None and rule.cost[3] is not None
+    assert rule.pick() == min(rule.cost, key=rule.cost.get)
 
 
 def test_dataset_opens_nothing_until_read_and_pickles_without_handles(make_scene):

@@ -1,0 +1,71 @@
+"""How many threads read a batch of local chips: whichever of one or all cores costs less.
+
+Threads pay where a read decodes (a DEFLATE 512x512 tile, ~2 ms: GDAL decodes in parallel)
+and lose where a read is a copy out of GDAL's block cache or of an uncompressed file
+(~0.1 ms: the threads queue on the block cache's lock, and handing chips to them costs more
+than it saves). Which case a dataset is in is not known before reading and changes as the
+cache fills, so :class:`ThreadRule` measures it: it times every batch it chose, keeps a
+cost a chip for each choice, reads with the cheaper one and, for the last two batches of
+every :data:`EXPLORE`, with the other, so that a change (tiles now cached, another grid) is
+seen within :data:`EXPLORE` batches. The first batch after a change of choice is not
+counted: it opens the files of new threads, or runs with caches the other choice left
+cold (measured: ~30 % slower than the next, which would bias every look against a switch).
+The second takes its cost as it is (the one before is stale); later ones keep a running
+cost (one batch is noisy).
+"""
+
+from __future__ import annotations
+
+EXPLORE = 16
+"""Every this many batches the choice not in favour is timed again (two batches: at most
+an eighth of the batches, where one choice is much the better)."""
+WEIGHT = 0.5
+"""Weight of the latest batch in the running cost of a choice read batch after batch."""
+
+
+class ThreadRule:
+    """One thread or ``many``, chosen per batch from the measured cost a chip of each.
+
+    Args:
+        many: the threads of the other choice (the CPU count); 1 makes the rule moot.
+    """
+
+    def __init__(self, many: int) -> None:
+        self.many = max(1, many)
+        self.cost: dict[int, float | None] = {1: None, self.many: None}
+        """Running seconds a chip of each choice (``None``: not measured yet)."""
+        self._batches = 0
+        self._last: int | None = None
+        self._run = 0
+        """Batches read in a row with the last choice."""
+
+    def pick(self) -> int:
+        """The threads to read the next batch with."""
+        if self.many == 1:
+            return 1
+        for threads in (1, self.many):  # each choice measured first (one thread opens files)
+            if self.cost[threads] is None:
+                return threads
+        one, many = self.cost[1], self.cost[self.many]
+        assert one is not None and many is not None
+        best, other = (1, self.many) if one <= many else (self.many, 1)
+        return other if self._batches % EXPLORE >= EXPLORE - 2 else best
+
+    def record(self, threads: int, seconds: float, chips: int) -> None:
+        """Count a batch of ``chips`` read with ``threads`` in ``seconds``."""
+        self._batches += 1
+        if threads not in self.cost or chips < 1:
+            return
+        self._run = self._run + 1 if threads == self._last else 1
+        self._last = threads
+        if self._run == 1:
+            return  # new threads' files, cold caches: not what the next batches cost
+        latest, before = seconds / chips, self.cost[threads]
+        if self._run == 2 or before is None:
+            self.cost[threads] = latest
+        else:
+            self.cost[threads] = WEIGHT * latest + (1 - WEIGHT) * before
+
+    def __repr__(self) -> str:
+        shown = {k: None if v is None else round(v * 1e6) for k, v in self.cost.items()}
+        return f"ThreadRule(many={self.many}, µs a chip={shown})"
