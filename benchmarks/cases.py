@@ -99,6 +99,40 @@ def limit_1t(plan: Plan) -> dict[str, Any]:
     return out
 
 
+def _limit_doing(plan: Plan, widen: bool) -> dict[str, Any]:
+    """The raw loop, plus the work ``ds[i]``'s output itself needs: a mask, int32 pixels."""
+    with rasterio.Env(**plan.get("limit_gdal", {})):
+        handles = [rasterio.open(h) for h in hrefs(plan)]
+        nodata = [np.array(h.nodata or 0).astype(h.dtypes[0]) for h in handles]
+        todo = windows(plan)
+
+        def read(s: int, w: Window) -> None:
+            data = handles[s].read(window=w)
+            if widen:
+                np.copyto(np.empty(data.shape, np.int32), data, casting="unsafe")
+            np.not_equal(data[:1], nodata[s], out=np.empty((1, *data.shape[1:]), bool))
+
+        t0 = time.perf_counter()
+        read(*todo[0])
+        t_first = time.perf_counter()
+        for s, w in todo[1:]:
+            read(s, w)
+        t_end = time.perf_counter()
+    return result(len(todo), (t0, t_first, t_end), 1)
+
+
+@case
+def limit_work(plan: Plan) -> dict[str, Any]:
+    """Raw reads widened to int32 and masked (one band: one comparison), one thread."""
+    return _limit_doing(plan, widen=True)
+
+
+@case
+def limit_work_u16(plan: Plan) -> dict[str, Any]:
+    """Raw reads and their valid mask, no widening (what ``dtype="uint16"`` must do)."""
+    return _limit_doing(plan, widen=False)
+
+
 @case
 def limit_2t(plan: Plan) -> dict[str, Any]:
     """Two threads, each with its own handles, reading alternate windows."""
@@ -373,7 +407,7 @@ def latency_batch(plan: Plan) -> dict[str, Any]:
         "single_chips_per_s": n / (t1 - t0),
         "batch_chips_per_s": n / (t2 - t1),
         "speedup": (t1 - t0) / (t2 - t1),
-        "threads": ds._threads(),
+        "threads": ds._batches.threads(ds.threads),
     }
 
 
