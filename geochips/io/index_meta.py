@@ -102,14 +102,21 @@ def decode_scenes(raw: Sequence[Any], positions: Sequence[int], text: bool) -> l
     return scenes
 
 
+CHECK_ROWS = 1 << 16
+"""Rows checked at a time on load: the int64 copies made to check them stay small."""
+
+
 def check_windows(
     columns: dict[str, np.ndarray],
     scenes: list[Scene],
     size: tuple[int, int] | None,
     edge: str | None,
 ) -> None:
-    """Check every window against its scene, vectorised (see :func:`load_index`)."""
-    scene = columns["scene"].astype(np.int64)
+    """Check every window against its scene, vectorised (see :func:`load_index`).
+
+    :data:`CHECK_ROWS` rows at a time; the message names the first bad row and counts all.
+    """
+    scene = columns["scene"]
     outside = (scene < 0) | (scene >= len(scenes))
     if outside.any():
         row = int(np.argmax(outside))
@@ -117,31 +124,47 @@ def check_windows(
             f"column 'scene': row {row} refers to scene {int(scene[row])} but the file has "
             f"{len(scenes)} scene(s) ({int(outside.sum())} such row(s))"
         )
-    if not len(scene):
-        return
-    r, c, h, w = (columns[k].astype(np.int64) for k in WINDOW[1:])
-    heights = np.array([s.height for s in scenes], dtype=np.int64)[scene]
-    widths = np.array([s.width for s in scenes], dtype=np.int64)[scene]
+    shapes = np.array([(s.height, s.width) for s in scenes], dtype=np.int64).reshape(-1, 2)
+    first, bad = -1, 0
+    for start in range(0, len(scene), CHECK_ROWS):
+        rows = slice(start, start + CHECK_ROWS)
+        ok = _windows_ok({k: columns[k][rows] for k in WINDOW}, shapes, size, edge)
+        if first < 0 and not ok.all():
+            first = start + int(np.argmin(ok))
+        bad += int((~ok).sum())
+    if bad:
+        r, c, h, w = (int(columns[k][first]) for k in WINDOW[1:])
+        s = scenes[int(scene[first])]
+        rule = (
+            f"edge={edge!r} windows must lie inside their scene"
+            if edge in ("drop", "shift")
+            else f"edge={edge!r} windows must overlap their scene and be no larger than the "
+            "scene or the chip size"
+        )
+        raise Bad(
+            f"row {first}: window (row_off={r}, col_off={c}, height={h}, width={w}) of scene "
+            f"{int(scene[first])} ({s.id!r}, {s.height}x{s.width}) is out of bounds: {rule} "
+            f"and be at least 1x1 ({bad} such row(s))"
+        )
+
+
+def _windows_ok(
+    rows: dict[str, np.ndarray],
+    shapes: np.ndarray,
+    size: tuple[int, int] | None,
+    edge: str | None,
+) -> np.ndarray:
+    """Which of these windows fit their scene (``shapes``: each scene's height, width)."""
+    scene, r, c, h, w = (rows[k].astype(np.int64) for k in WINDOW)
+    heights, widths = shapes[scene, 0], shapes[scene, 1]
     ok = (h >= 1) & (w >= 1) & (np.abs(r) <= MAX_PIXELS) & (np.abs(c) <= MAX_PIXELS)
     if edge in ("drop", "shift"):
-        rule = f"edge={edge!r} windows must lie inside their scene"
         ok &= (r >= 0) & (c >= 0) & (r + h <= heights) & (c + w <= widths)
     else:
-        rule = (
-            f"edge={edge!r} windows must overlap their scene and be no larger than the scene "
-            "or the chip size"
-        )
         size_h, size_w = size if size is not None else (0, 0)
         ok &= (r < heights) & (c < widths) & (r + h > 0) & (c + w > 0)
         ok &= (h <= np.maximum(heights, size_h)) & (w <= np.maximum(widths, size_w))
-    if not ok.all():
-        row = int(np.argmin(ok))
-        s = scenes[int(scene[row])]
-        raise Bad(
-            f"row {row}: window (row_off={r[row]}, col_off={c[row]}, height={h[row]}, "
-            f"width={w[row]}) of scene {int(scene[row])} ({s.id!r}, {s.height}x{s.width}) is "
-            f"out of bounds: {rule} and be at least 1x1 ({int((~ok).sum())} such row(s))"
-        )
+    return ok
 
 
 def check_band_stats(raw: Any, scenes: list[Scene]) -> Any:

@@ -18,6 +18,7 @@ from support.scenes import scene_header
 
 from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
 from geochips.errors import InvalidParameterError
+from geochips.io import index_meta
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
 
@@ -242,6 +243,18 @@ def test_an_edited_chip_id_is_found_whichever_slice_it_is_checked_in(
     assert len(ChipIndex.load(target)) == 10
     _edit_chip_ids(target)  # row 3
     with pytest.raises(IndexFileError, match="row 3 has chip_id 'someone/else'"):
+        ChipIndex.load(target)
+
+
+def test_bad_windows_are_found_and_counted_whichever_slice_checks_them(
+    index, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(index_meta, "CHECK_ROWS", 3)
+    target = tmp_path / "chips.parquet"
+    index[:10].save(target)
+    _set_value("height", 4, 0)(target)
+    _set_value("width", 8, -2)(target)
+    with pytest.raises(IndexFileError, match=r"row 4: window .* \(2 such row\(s\)\)"):
         ChipIndex.load(target)
 
 
