@@ -2,7 +2,8 @@
 
 :func:`read_header` checks the format, version, grid and column list; :func:`decode_scenes`
 turns stored scene headers into :class:`~geochips.scene.Scene` s, naming the scene that is
-wrong; :func:`check_windows` checks every window against its scene, vectorised; and
+wrong; :func:`check_windows` checks every window against its scene, vectorised;
+:func:`check_chip_ids` the stored chip ids against those windows; and
 :func:`check_band_stats` the band statistics. Every failure is an :class:`~geochips.io.
 arrow_codec.Bad` that :mod:`geochips.io.parquet` words with the file's name.
 """
@@ -10,16 +11,18 @@ arrow_codec.Bad` that :mod:`geochips.io.parquet` words with the file's name.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from geochips.bandstats import stats_from_json
+from geochips.ids import scene_prefixes
 from geochips.io.arrow_codec import WINDOW, Bad, column_dtype, field
+from geochips.io.index_rows import chip_id_array
 from geochips.scene import Scene
 from geochips.scene_json import MAX_PIXELS, scene_from_json, show
-from geochips.windows import EDGES
+from geochips.windows import EDGES, ChipTable
 
 FORMAT = "geochips.ChipIndex"
 FILE_VERSION = 1
@@ -165,6 +168,35 @@ def _windows_ok(
         ok &= (r < heights) & (c < widths) & (r + h > 0) & (c + w > 0)
         ok &= (h <= np.maximum(heights, size_h)) & (w <= np.maximum(widths, size_w))
     return ok
+
+
+def check_chip_ids(pa: Any, groups: Iterable[Any], index: ChipTable) -> None:
+    """Compare the stored chip ids with the ones the scenes and windows give, a group at a time.
+
+    ``groups`` holds the stored ids, one table per row group, in the order the windows were
+    read; load reads them on their own, after the windows, so that neither they nor the ids
+    made to check them ever all exist at once.
+    """
+    import pyarrow.compute as pc
+
+    prefixes = pa.array(scene_prefixes(index.scenes), pa.string())
+    start = 0
+    for table in groups:
+        table.validate(full=True)
+        stored = table.column("chip_id")
+        if not pa.types.is_string(stored.type):
+            raise Bad("the table must have one 'chip_id' column of strings")
+        rows = slice(start, start + len(stored))
+        expected = chip_id_array(pa, prefixes, {k: index.column(k)[rows] for k in WINDOW})
+        same = np.asarray(pc.fill_null(pc.equal(stored, expected), False), dtype=bool)
+        if not same.all():
+            at = int(np.argmin(same))
+            raise Bad(
+                f"it is inconsistent: row {start + at} has chip_id {show(stored[at].as_py())} "
+                f"but its scene and window give {show(expected[at].as_py())}; the file was "
+                "edited"
+            )
+        start += len(stored)
 
 
 def check_band_stats(raw: Any, scenes: list[Scene]) -> Any:
