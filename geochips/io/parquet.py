@@ -140,7 +140,9 @@ def _contents(pq: Any, where: str, meta: dict[str, Any], version: int) -> tuple[
     ):
         raise Bad(f"'parts' must list the part files, got {show(parts)}")
     try:
-        headers = pq.read_table(os.path.join(where, SCENES), columns=["header"]).column(0)
+        # ParquetFile, not read_table: that imports pyarrow.dataset (and pandas), ~40 MB.
+        with pq.ParquetFile(os.path.join(where, SCENES)) as table:
+            headers = table.read(columns=["header"]).column(0)
     except Exception as exc:  # noqa: BLE001
         raise Bad(f"its scene table cannot be read ({show(str(exc))})") from None
     files = [os.path.join(where, p["file"]) for p in parts]
