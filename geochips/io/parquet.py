@@ -140,7 +140,7 @@ def _contents(pq: Any, where: str, meta: dict[str, Any], version: int) -> tuple[
     ):
         raise Bad(f"'parts' must list the part files, got {show(parts)}")
     try:
-        # ParquetFile, not read_table: that imports pyarrow.dataset (and pandas), ~40 MB.
+        # ParquetFile, not read_table, which imports pyarrow.dataset (a whole load needs none).
         with pq.ParquetFile(os.path.join(where, SCENES)) as table:
             headers = table.read(columns=["header"]).column(0)
     except Exception as exc:  # noqa: BLE001
