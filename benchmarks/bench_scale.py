@@ -10,6 +10,8 @@ chips, as one file) in a temporary directory, ``load`` reads it back whole and o
 eight (``shard=(3, 8)``); ``*_rss_mb`` is the peak RSS the operation added to what the
 process held before it (Linux: the peak is reset through ``/proc/self/clear_refs``), and
 ``index_mb`` the index's own arrays, for the target "peak RSS < 2x the index's own size".
+``load_fresh_*`` loads the folder again in a new process (``--load PATH``), where no memory
+freed by save and kept by the allocators hides part of what load adds.
 ``split`` is ``spatial_split`` 70/15/15 with the default blocks, ``leakage`` the proof of its
 result (target: both together < 60 s and < 4 GiB at 10M chips). Prints JSON.
 """
@@ -20,6 +22,8 @@ import argparse
 import json
 import math
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -104,11 +108,20 @@ def files(index: ChipIndex, one_file: bool) -> dict[str, float]:
             )
             assert len(loaded) == len(index)
             del loaded
+        out["load_fresh_s"], out["load_fresh_rss_mb"] = fresh_load(layouts["folder"])
         out["load_shard_s"], out["load_shard_rss_mb"], share = peak(
             lambda: ChipIndex.load(layouts["folder"], shard=(3, 8))
         )
         out["shard_chips"] = len(share)
     return out
+
+
+def fresh_load(path: str) -> tuple[float, float]:
+    """``(seconds, MB of peak RSS added)`` of ``ChipIndex.load(path)`` in a new process."""
+    command = [sys.executable, __file__, "--load", path]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    seconds, mb = json.loads(done.stdout)
+    return seconds, mb
 
 
 def splits(index: ChipIndex) -> dict[str, float]:
@@ -145,7 +158,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--no-save", action="store_true", help="skip save and load")
     parser.add_argument("--no-split", action="store_true", help="skip split and leakage")
+    parser.add_argument("--load", metavar="PATH", help="only load PATH; print [s, rss_mb]")
     args = parser.parse_args()
+    if args.load:
+        print(json.dumps(peak(lambda: len(ChipIndex.load(args.load)))[:2]))
+        return
     rows = [measure(n, not args.no_save, not args.no_split) for n in args.sizes]
     first, last = rows[0], rows[-1]
     growth = {

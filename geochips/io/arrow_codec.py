@@ -3,11 +3,12 @@
 :func:`to_arrow` turns a column into an Arrow array and the entry the saved metadata keeps
 for it (name, dtype, row shape); :func:`column_dtype` checks such an entry read back from a
 file, and :func:`from_arrow` converts the stored array to that dtype, refusing nulls and
-types that would change values.
+types that would change values; :func:`fill_columns` does it for every row group of a load.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,27 @@ def from_arrow(pa: Any, column: Any, name: str, dtype: np.dtype[Any], k: int | N
     out = np.empty(len(values), dtype=object)
     out[:] = list(values)
     return out
+
+
+def fill_columns(
+    pa: Any, groups: Iterable[Any], specs: list[tuple[str, np.dtype[Any], int | None]], rows: int
+) -> dict[str, np.ndarray]:
+    """The columns ``specs`` of ``rows`` rows, filled from Arrow tables a row group at a time.
+
+    Each column is allocated once, whole, and each group converted straight into its rows:
+    no group's Arrow data outlives its conversion, and no array is copied to be joined.
+    """
+    arrays = {name: np.empty((rows, k) if k else rows, dtype) for name, dtype, k in specs}
+    start = 0
+    for table in groups:
+        table.validate(full=True)  # e.g. strings that are not UTF-8, from flipped bytes
+        stop = start + table.num_rows
+        for name, dtype, k in specs:
+            arrays[name][start:stop] = from_arrow(pa, table.column(name), name, dtype, k)
+        start = stop
+    if start != rows:  # the rows left would hold whatever memory np.empty gave
+        raise Bad(f"its row groups hold {start} rows where their metadata counts {rows}")
+    return arrays
 
 
 def pyarrow_modules() -> tuple[Any, Any]:

@@ -2,7 +2,8 @@
 
 :func:`read_header` checks the format, version, grid and column list; :func:`decode_scenes`
 turns stored scene headers into :class:`~geochips.scene.Scene` s, naming the scene that is
-wrong; :func:`check_windows` checks every window against its scene, vectorised; and
+wrong; :func:`check_windows` checks every window against its scene, vectorised;
+:func:`check_chip_ids` the stored chip ids against those windows; and
 :func:`check_band_stats` the band statistics. Every failure is an :class:`~geochips.io.
 arrow_codec.Bad` that :mod:`geochips.io.parquet` words with the file's name.
 """
@@ -10,16 +11,18 @@ arrow_codec.Bad` that :mod:`geochips.io.parquet` words with the file's name.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from geochips.bandstats import stats_from_json
+from geochips.ids import scene_prefixes
 from geochips.io.arrow_codec import WINDOW, Bad, column_dtype, field
+from geochips.io.index_rows import chip_id_array
 from geochips.scene import Scene
 from geochips.scene_json import MAX_PIXELS, scene_from_json, show
-from geochips.windows import EDGES
+from geochips.windows import EDGES, ChipTable
 
 FORMAT = "geochips.ChipIndex"
 FILE_VERSION = 1
@@ -102,14 +105,21 @@ def decode_scenes(raw: Sequence[Any], positions: Sequence[int], text: bool) -> l
     return scenes
 
 
+CHECK_ROWS = 1 << 16
+"""Rows checked at a time on load: the int64 copies made to check them stay small."""
+
+
 def check_windows(
     columns: dict[str, np.ndarray],
     scenes: list[Scene],
     size: tuple[int, int] | None,
     edge: str | None,
 ) -> None:
-    """Check every window against its scene, vectorised (see :func:`load_index`)."""
-    scene = columns["scene"].astype(np.int64)
+    """Check every window against its scene, vectorised (see :func:`load_index`).
+
+    :data:`CHECK_ROWS` rows at a time; the message names the first bad row and counts all.
+    """
+    scene = columns["scene"]
     outside = (scene < 0) | (scene >= len(scenes))
     if outside.any():
         row = int(np.argmax(outside))
@@ -117,31 +127,76 @@ def check_windows(
             f"column 'scene': row {row} refers to scene {int(scene[row])} but the file has "
             f"{len(scenes)} scene(s) ({int(outside.sum())} such row(s))"
         )
-    if not len(scene):
-        return
-    r, c, h, w = (columns[k].astype(np.int64) for k in WINDOW[1:])
-    heights = np.array([s.height for s in scenes], dtype=np.int64)[scene]
-    widths = np.array([s.width for s in scenes], dtype=np.int64)[scene]
+    shapes = np.array([(s.height, s.width) for s in scenes], dtype=np.int64).reshape(-1, 2)
+    first, bad = -1, 0
+    for start in range(0, len(scene), CHECK_ROWS):
+        rows = slice(start, start + CHECK_ROWS)
+        ok = _windows_ok({k: columns[k][rows] for k in WINDOW}, shapes, size, edge)
+        if first < 0 and not ok.all():
+            first = start + int(np.argmin(ok))
+        bad += int((~ok).sum())
+    if bad:
+        r, c, h, w = (int(columns[k][first]) for k in WINDOW[1:])
+        s = scenes[int(scene[first])]
+        rule = (
+            f"edge={edge!r} windows must lie inside their scene"
+            if edge in ("drop", "shift")
+            else f"edge={edge!r} windows must overlap their scene and be no larger than the "
+            "scene or the chip size"
+        )
+        raise Bad(
+            f"row {first}: window (row_off={r}, col_off={c}, height={h}, width={w}) of scene "
+            f"{int(scene[first])} ({s.id!r}, {s.height}x{s.width}) is out of bounds: {rule} "
+            f"and be at least 1x1 ({bad} such row(s))"
+        )
+
+
+def _windows_ok(
+    rows: dict[str, np.ndarray],
+    shapes: np.ndarray,
+    size: tuple[int, int] | None,
+    edge: str | None,
+) -> np.ndarray:
+    """Which of these windows fit their scene (``shapes``: each scene's height, width)."""
+    scene, r, c, h, w = (rows[k].astype(np.int64) for k in WINDOW)
+    heights, widths = shapes[scene, 0], shapes[scene, 1]
     ok = (h >= 1) & (w >= 1) & (np.abs(r) <= MAX_PIXELS) & (np.abs(c) <= MAX_PIXELS)
     if edge in ("drop", "shift"):
-        rule = f"edge={edge!r} windows must lie inside their scene"
         ok &= (r >= 0) & (c >= 0) & (r + h <= heights) & (c + w <= widths)
     else:
-        rule = (
-            f"edge={edge!r} windows must overlap their scene and be no larger than the scene "
-            "or the chip size"
-        )
         size_h, size_w = size if size is not None else (0, 0)
         ok &= (r < heights) & (c < widths) & (r + h > 0) & (c + w > 0)
         ok &= (h <= np.maximum(heights, size_h)) & (w <= np.maximum(widths, size_w))
-    if not ok.all():
-        row = int(np.argmin(ok))
-        s = scenes[int(scene[row])]
-        raise Bad(
-            f"row {row}: window (row_off={r[row]}, col_off={c[row]}, height={h[row]}, "
-            f"width={w[row]}) of scene {int(scene[row])} ({s.id!r}, {s.height}x{s.width}) is "
-            f"out of bounds: {rule} and be at least 1x1 ({int((~ok).sum())} such row(s))"
-        )
+    return ok
+
+
+def check_chip_ids(pa: Any, groups: Iterable[Any], index: ChipTable) -> None:
+    """Compare the stored chip ids with the ones the scenes and windows give, a group at a time.
+
+    ``groups`` holds the stored ids, one table per row group, in the order the windows were
+    read; load reads them on their own, after the windows, so that neither they nor the ids
+    made to check them ever all exist at once.
+    """
+    import pyarrow.compute as pc
+
+    prefixes = pa.array(scene_prefixes(index.scenes), pa.string())
+    start = 0
+    for table in groups:
+        table.validate(full=True)
+        stored = table.column("chip_id")
+        if not pa.types.is_string(stored.type):
+            raise Bad("the table must have one 'chip_id' column of strings")
+        rows = slice(start, start + len(stored))
+        expected = chip_id_array(pa, prefixes, {k: index.column(k)[rows] for k in WINDOW})
+        same = np.asarray(pc.fill_null(pc.equal(stored, expected), False), dtype=bool)
+        if not same.all():
+            at = int(np.argmin(same))
+            raise Bad(
+                f"it is inconsistent: row {start + at} has chip_id {show(stored[at].as_py())} "
+                f"but its scene and window give {show(expected[at].as_py())}; the file was "
+                "edited"
+            )
+        start += len(stored)
 
 
 def check_band_stats(raw: Any, scenes: list[Scene]) -> Any:

@@ -1,15 +1,19 @@
 """Reading only the rows of a saved index that one process needs: filters, then one shard.
 
-The files are read in their order, row group by row group (pyarrow's dataset pieces, pruned
-by their statistics when there are filters), so every rank sees the same rows in the same
+The files are read in their order, row group by row group (with filters, pyarrow's dataset pieces,
+pruned by their statistics), so every rank sees the same rows in the same
 order and takes its own contiguous share: rows ``[total * rank // world, total * (rank + 1)
 // world)`` of the rows that pass. Without filters, row groups outside the share are never
 read; with them, a first pass counts the passing rows from the filter's columns alone.
+:func:`plan_rows` lists the row groups and the share of each, :func:`read_groups` reads
+them one at a time (a load holds one group in Arrow, never the whole table).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from typing import Any, NamedTuple
 
 from geochips.errors import InvalidParameterError
@@ -63,17 +67,17 @@ def _expression(filters: Any) -> Any:
         ) from None
 
 
-def _pieces(files: Sequence[str], filters: Any) -> Iterator[Any]:
-    """Every row group of ``files`` in order (those filters can rule out skipped)."""
-    import pyarrow.dataset as ds
+class Take(NamedTuple):
+    """The rows a load keeps of one row group: ``rows`` of its passing rows from ``start``."""
 
-    for path in files:
-        fragment = next(iter(ds.dataset(path, format="parquet").get_fragments()))
-        yield from fragment.split_by_row_group(filters)
+    read: Callable[[list[str]], Any]
+    """The named columns of the group's passing rows, as an Arrow table."""
+    start: int
+    rows: int
 
 
-def read_rows(pa: Any, files: Sequence[str], names: list[str], part: Shard, where: str) -> Any:
-    """The columns ``names`` of the rows ``part`` selects, as one Arrow table."""
+def plan_rows(files: Sequence[str], names: list[str], part: Shard, where: str) -> list[Take]:
+    """The row groups holding the rows ``part`` selects, each with the share of it kept."""
     import pyarrow.parquet as pq
 
     for path in files:
@@ -81,36 +85,85 @@ def read_rows(pa: Any, files: Sequence[str], names: list[str], part: Shard, wher
         wrong = {name: have.count(name) for name in names if have.count(name) != 1}
         if wrong:
             raise Bad(f"{path!r} must have each listed column once; it has {wrong} of them")
+    with _filter_errors(part, where):
+        groups = list(_groups(files, part.filters))
+    total = sum(count for _, count in groups)
+    low, high = total * part.rank // part.world, total * (part.rank + 1) // part.world
+    takes, seen = [], 0
+    for read, count in groups:
+        start, seen = seen, seen + count
+        if seen > low and start < high and count:
+            takes.append(Take(read, max(low - start, 0), min(high, seen) - max(low, start)))
+    return takes
+
+
+def read_groups(
+    takes: Sequence[Take], files: Sequence[str], names: list[str], part: Shard, where: str
+) -> Iterator[Any]:
+    """The columns ``names`` of the rows ``takes`` keep, one Arrow table per row group.
+
+    Reading a group at a time bounds what a load holds in Arrow to one group, whatever the
+    index's size. Without rows, one empty table of the first file still carries the
+    columns' types, to be checked like any other.
+    """
+    import pyarrow.parquet as pq
+
+    if not takes:
+        yield pq.read_schema(files[0]).empty_table().select(names)
+    for take in takes:
+        with _filter_errors(part, where):
+            table = take.read(names)
+        yield table.slice(take.start, take.rows)
+
+
+def _groups(files: Sequence[str], filters: Any) -> Iterator[tuple[Callable[..., Any], int]]:
+    """Every row group of ``files`` in order: how to read its passing rows, and their count.
+
+    Without filters the counts are the files' own; with them, row groups their statistics
+    rule out are skipped and the others counted from the filter's columns alone.
+    """
+    import pyarrow.parquet as pq
+
+    if filters is None:
+        for path in files:
+            meta = pq.read_metadata(path)
+            for group in range(meta.num_row_groups):
+                yield partial(_read_group, path, group), meta.row_group(group).num_rows
+        return
+    import pyarrow.dataset as ds  # only here: a whole load need not map its libraries
+
+    for path in files:
+        fragment = next(iter(ds.dataset(path, format="parquet").get_fragments()))
+        for piece in fragment.split_by_row_group(filters):
+            yield partial(_read_piece, piece, filters), piece.count_rows(filter=filters)
+
+
+def _read_group(path: str, group: int, names: list[str]) -> Any:
+    """One row group, read through the file's own reader.
+
+    Not pyarrow's dataset: it refuses a file whose schema repeats a name, even of a column
+    it does not read.
+    """
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as file:
+        return file.read_row_group(group, columns=names, use_threads=False)
+
+
+def _read_piece(piece: Any, filters: Any, names: list[str]) -> Any:
+    return piece.to_table(columns=names, filter=filters, use_threads=False)
+
+
+@contextmanager
+def _filter_errors(part: Shard, where: str) -> Iterator[None]:
+    """Word Arrow's error for a filter over a column the index lacks as the caller's mistake."""
+    import pyarrow as pa
+
     try:
-        if part.whole:
-            tables = [pq.read_table(path, columns=names) for path in files]
-        else:
-            tables = _read_share(files, names, part)
-        if not tables:  # no rows: the columns' types still come from the first file
-            return pq.read_schema(files[0]).empty_table().select(names)
-        return pa.concat_tables(tables)
+        yield
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         if part.filters is not None and "FieldRef" in str(exc):
             raise InvalidParameterError(
                 f"filters {part.filters} name a column {where!r} does not have ({exc})"
             ) from None
         raise
-
-
-def _read_share(files: Sequence[str], names: list[str], part: Shard) -> list[Any]:
-    filters = part.filters
-    pieces = list(_pieces(files, filters))
-    if filters is None:
-        counts = [piece.row_groups[0].num_rows for piece in pieces]
-    else:
-        counts = [piece.count_rows(filter=filters) for piece in pieces]
-    total = sum(counts)
-    low, high = total * part.rank // part.world, total * (part.rank + 1) // part.world
-    tables, seen = [], 0
-    for piece, count in zip(pieces, counts, strict=True):
-        start, seen = seen, seen + count
-        if seen <= low or start >= high or not count:
-            continue
-        table = piece.to_table(columns=names, filter=filters, use_threads=False)
-        tables.append(table.slice(max(low - start, 0), min(high, seen) - max(low, start)))
-    return tables

@@ -37,7 +37,10 @@ and ``geopandas.read_parquet("chips")``; DuckDB reads ``'chips/part-*.parquet'``
 :data:`~geochips.io.index_save.ROW_GROUP` chips, each built just before it is written (bounded
 memory), under a temporary name renamed at the end. Nothing is pickled:
 :func:`load_index` parses JSON and Arrow only, checks everything, and checks the stored chip
-ids against the ones rebuilt from scenes and windows. It can read a part: ``columns`` (which
+ids against the ones rebuilt from scenes and windows. It reads a row group at a time into
+arrays allocated once, whole, then the chip ids again, alone, to check them (load adds
+little to the index's own arrays: no table, derived column or joined copy of the whole). It
+can read a part: ``columns`` (which
 of the index's own columns), ``filters`` (pyarrow's, pruned by row-group statistics) and
 ``shard=(rank, world)`` (one contiguous share of the rows that pass, read alone). The index's
 signer is never saved; pass ``sign=`` when loading.
@@ -53,19 +56,18 @@ from typing import Any, TypeVar
 import numpy as np
 
 from geochips.errors import IndexFileError, InvalidParameterError
-from geochips.ids import scene_prefixes
-from geochips.io.arrow_codec import WINDOW, Bad, field, from_arrow, pyarrow_modules
+from geochips.io.arrow_codec import WINDOW, Bad, field, fill_columns, pyarrow_modules
 from geochips.io.index_meta import (
     FILE_VERSION,
     FOLDER_VERSION,
     SCENES,
     check_band_stats,
+    check_chip_ids,
     check_windows,
     decode_scenes,
     read_header,
 )
-from geochips.io.index_rows import chip_id_array
-from geochips.io.index_shards import Shard, read_rows
+from geochips.io.index_shards import Shard, plan_rows, read_groups
 from geochips.io.signing import SignSpec, resolve_signer
 from geochips.scene_json import show
 from geochips.windows import ChipTable
@@ -138,7 +140,9 @@ def _contents(pq: Any, where: str, meta: dict[str, Any], version: int) -> tuple[
     ):
         raise Bad(f"'parts' must list the part files, got {show(parts)}")
     try:
-        headers = pq.read_table(os.path.join(where, SCENES), columns=["header"]).column(0)
+        # ParquetFile, not read_table, which imports pyarrow.dataset (a whole load needs none).
+        with pq.ParquetFile(os.path.join(where, SCENES)) as table:
+            headers = table.read(columns=["header"]).column(0)
     except Exception as exc:  # noqa: BLE001
         raise Bad(f"its scene table cannot be read ({show(str(exc))})") from None
     files = [os.path.join(where, p["file"]) for p in parts]
@@ -212,12 +216,11 @@ def load_index(
                 )
             specs = [s for s in specs if s[0] in WINDOW or s[0] in columns]
         names = [name for name, _, _ in specs]
-        table = read_rows(pa, files, [*names, "chip_id"], part, where)
-        table.validate(full=True)  # e.g. strings that are not UTF-8, from flipped bytes
-        arrays = {}
-        for name, dtype, k in specs:
-            arrays[name] = from_arrow(pa, table.column(name), name, dtype, k)
-        index = _decode(pa, table, header, arrays, raw_scenes, part.whole, make, meta)
+        takes = plan_rows(files, [*names, "chip_id"], part, where)
+        groups = read_groups(takes, files, names, part, where)
+        arrays = fill_columns(pa, groups, specs, sum(take.rows for take in takes))
+        index = _decode(pa, header, arrays, raw_scenes, part.whole, make, meta)
+        check_chip_ids(pa, read_groups(takes, files, ["chip_id"], part, where), index)
         if extra is not None:
             extra.update(meta)
     except (InvalidParameterError, IndexFileError):
@@ -233,13 +236,8 @@ def load_index(
     return index
 
 
-CHECK_ROWS = 1 << 20
-"""Rows whose chip ids are made and compared with the stored ones at a time, on load."""
-
-
 def _decode(
     pa: Any,
-    table: Any,
     header: Any,
     arrays: dict[str, np.ndarray],
     raw_scenes: Any,
@@ -248,37 +246,27 @@ def _decode(
     meta: dict[str, Any],
 ) -> T:
     folder = header.version == FOLDER_VERSION
-    count = len(raw_scenes)
-    scene_col = arrays["scene"].astype(np.int64)
-    if whole or not len(scene_col) or scene_col.min() < 0 or scene_col.max() >= count:
-        used = np.arange(count)  # whole, or bad: check_windows names the row
-    else:
-        used, scene_col = np.unique(scene_col, return_inverse=True)
-        arrays["scene"] = scene_col.astype(arrays["scene"].dtype)
+    used = _used_scenes(arrays, len(raw_scenes), whole)
     raw = raw_scenes.take(pa.array(used)).to_pylist() if folder else [raw_scenes[i] for i in used]
     scenes = decode_scenes(raw, range(len(raw)), text=folder)
     check_windows(arrays, scenes, header.size, header.edge)
     extra = {}
     if meta.get("band_stats") is not None:  # indexes saved before band statistics lack it
         extra["band_stats"] = check_band_stats(meta["band_stats"], scenes)
-    index = make(scenes, arrays, size=header.size, stride=header.stride, edge=header.edge, **extra)
-    stored = table.column("chip_id")
-    if not pa.types.is_string(stored.type):
-        raise Bad("the table must have one 'chip_id' column of strings")
-    prefixes = pa.array(scene_prefixes(scenes), pa.string())
-    import pyarrow.compute as pc
+    return make(scenes, arrays, size=header.size, stride=header.stride, edge=header.edge, **extra)
 
-    # A slice at a time: the ids made to check the stored ones never all exist at once.
-    for start in range(0, len(stored), CHECK_ROWS):
-        rows = slice(start, start + CHECK_ROWS)
-        expected = chip_id_array(pa, prefixes, {k: arrays[k][rows] for k in WINDOW})
-        part = stored.slice(start, CHECK_ROWS)
-        same = np.asarray(pc.fill_null(pc.equal(part, expected), False), dtype=bool)
-        if not same.all():
-            at = int(np.argmin(same))
-            raise Bad(
-                f"it is inconsistent: row {start + at} has chip_id {show(part[at].as_py())} "
-                f"but its scene and window give {show(expected[at].as_py())}; the file was "
-                "edited"
-            )
-    return index
+
+def _used_scenes(arrays: dict[str, np.ndarray], count: int, whole: bool) -> np.ndarray:
+    """The positions of the scenes the rows use, ``arrays["scene"]`` renumbered to them.
+
+    A part of an index keeps only its scenes; a whole one (or one whose ``scene`` column is
+    out of range, for :func:`check_windows` to name the row) keeps all ``count``.
+    """
+    scene = arrays["scene"]
+    if whole or not len(scene) or scene.min() < 0 or scene.max() >= count:
+        return np.arange(count)
+    present = np.zeros(count, dtype=bool)
+    present[scene] = True
+    renumbered = (np.cumsum(present) - 1).astype(scene.dtype)
+    arrays["scene"] = renumbered[scene]
+    return np.flatnonzero(present)

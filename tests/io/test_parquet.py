@@ -18,6 +18,7 @@ from support.scenes import scene_header
 
 from geochips import ChipIndex, IndexFileError, estimate_valid, spatial_split
 from geochips.errors import InvalidParameterError
+from geochips.io import index_meta, index_save
 from geochips.sample_data import path as sample_path
 from geochips.sources import SceneSource
 
@@ -224,24 +225,40 @@ def _edit_meta(path, change):
     _edit_raw(path, json.dumps(change(meta)).encode())
 
 
-def _edit_chip_ids(path):
+def _edit_chip_ids(path, row=3, row_group_size=None):
+    """Give row ``row`` a chip id of another chip, keeping row groups of ``row_group_size``."""
     table = pq.read_table(path)
     ids = table.column("chip_id").to_pylist()
-    ids[3] = "someone/else"
+    ids[row] = "someone/else"
     position = table.column_names.index("chip_id")
-    pq.write_table(table.set_column(position, "chip_id", pa.array(ids)), path)
+    edited = table.set_column(position, "chip_id", pa.array(ids))
+    pq.write_table(edited, path, row_group_size=row_group_size)
 
 
-@pytest.mark.parametrize("step", [2, 3, 1 << 20])
-def test_an_edited_chip_id_is_found_whichever_slice_it_is_checked_in(
-    index, tmp_path, monkeypatch, step
+@pytest.mark.parametrize(("group", "row"), [(2, 3), (3, 3), (4, 9), (1 << 16, 3)])
+def test_an_edited_chip_id_is_found_whichever_row_group_holds_it(
+    index, tmp_path, monkeypatch, group, row
 ):
-    monkeypatch.setattr("geochips.io.parquet.CHECK_ROWS", step)
+    monkeypatch.setattr(index_save, "ROW_GROUP", group)
     target = tmp_path / "chips.parquet"
     index[:10].save(target)
+    assert pq.ParquetFile(target).num_row_groups == -(-10 // group)
     assert len(ChipIndex.load(target)) == 10
-    _edit_chip_ids(target)  # row 3
-    with pytest.raises(IndexFileError, match="row 3 has chip_id 'someone/else'"):
+    _edit_chip_ids(target, row, row_group_size=group)
+    assert pq.ParquetFile(target).num_row_groups == -(-10 // group)
+    with pytest.raises(IndexFileError, match=f"row {row} has chip_id 'someone/else'"):
+        ChipIndex.load(target)
+
+
+def test_bad_windows_are_found_and_counted_whichever_slice_checks_them(
+    index, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(index_meta, "CHECK_ROWS", 3)
+    target = tmp_path / "chips.parquet"
+    index[:10].save(target)
+    _set_value("height", 4, 0)(target)
+    _set_value("width", 8, -2)(target)
+    with pytest.raises(IndexFileError, match=r"row 4: window .* \(2 such row\(s\)\)"):
         ChipIndex.load(target)
 
 
