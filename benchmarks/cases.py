@@ -178,6 +178,22 @@ def gc_item(plan: Plan) -> dict[str, Any]:
 
 
 @case
+def gc_item_collate(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` chip by chip, collated every 16: the batches ``__getitems__`` gives."""
+    import geochips
+
+    ds = dataset(plan)
+    batch = int(plan.get("batch_size", 16))
+    t0 = time.perf_counter()
+    t_first = t0
+    for start in range(0, len(ds), batch):
+        geochips.collate([ds[i] for i in range(start, min(start + batch, len(ds)))])
+        if start == 0:
+            t_first = time.perf_counter()
+    return result(len(ds), (t0, t_first, time.perf_counter()), min(batch, len(ds)))
+
+
+@case
 def gc_item_checksums(plan: Plan) -> dict[str, Any]:
     """``ds[i]`` over an index with checksums: every chip is checked (a CRC-32 pass)."""
     import geochips

@@ -90,3 +90,13 @@ def test_the_rule_picks_what_measures_faster(make_scene, reads):
     # Where one choice is clearly faster (by 25 %), the rule must favour it.
     if measured[faster] > 1.25 * measured[slower]:
         assert favoured == faster, (measured, rule)
+
+
+def test_a_change_in_the_favoured_cost_times_the_other_again_at_once():
+    rule = ThreadRule(2)
+    run(rule, {1: 2e-3, 2: 1e-3}, 6)  # decoding: two threads in favour
+    # The tiles are now cached: two threads cost a third as much. Once the running cost
+    # has moved by more than CHANGE (after one batch here), one thread is timed again at
+    # once, not EXPLORE batches on, and kept.
+    picks = run(rule, {1: 1e-4, 2: 3e-4}, 6)
+    assert picks == [2, 1, 1, 1, 1, 1]
