@@ -94,6 +94,13 @@ def exact(index_, full, nodata=NODATA):
     return np.array(out)
 
 
+def mask_shares(index_, labels):
+    """Per chip: the share of ChipDataset's mask that is a class (not 0 nor ignore_index)."""
+    ds = geochips.ChipDataset(index_, labels=labels)
+    masks = (ds[i]["mask"] for i in range(len(ds)))
+    return np.array([((m != 0) & (m != labels.ignore_index)).float().mean().item() for m in masks])
+
+
 def fractions(index_, labels, **kwargs):
     measured = geochips.filter_labels(index_, labels, min_fraction=0.0, **kwargs)
     assert measured.chip_ids == index_.chip_ids  # min_fraction=0 keeps every chip, in order
@@ -107,12 +114,8 @@ def test_on_the_scene_grid_without_overviews_every_chip_is_exact(buildings, fold
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, exact(chips, buildings), rtol=0, atol=1e-7)
     assert 0 < got.max() < 1 and (got == 0).any()
-    # The same count from the masks ChipDataset reads: nodata and outside are ignore_index.
-    ds = geochips.ChipDataset(chips, labels=labels)
-    for i in range(len(ds)):
-        mask = ds[i]["mask"]
-        share = ((mask != 0) & (mask != 255)).sum().item() / mask.numel()
-        assert got[i] == pytest.approx(share, abs=1e-7)
+    # The same count as the masks ChipDataset reads, where nodata and outside are ignored.
+    np.testing.assert_allclose(got, mask_shares(chips, labels), rtol=0, atol=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -272,3 +275,13 @@ def test_on_the_real_sample_the_raster_agrees_with_the_vector_geometry(folder):
     by_geometry = fractions(chips, geochips.VectorLabels(BUILDINGS))
     np.testing.assert_allclose(by_raster, by_geometry, rtol=0, atol=0.01)
     assert by_geometry.max() > 0.1
+
+
+def test_an_index_at_an_overview_counts_what_its_masks_hold(buildings, folder):
+    """A full-resolution label raster is on another grid than an index at overview 0:
+    warped, read whole, it gives every chip the share of labelled pixels of its mask."""
+    labels = geochips.RasterLabels(write(folder / "full.tif", buildings, overviews=False))
+    chips = index(size=64, overview_level=0)
+    got = fractions(chips, labels)
+    np.testing.assert_allclose(got, mask_shares(chips, labels), rtol=0, atol=1e-7)
+    assert got.max() > 0.1
