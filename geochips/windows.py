@@ -24,6 +24,7 @@ Conventions, settled once for the whole package:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, TypeAlias, get_args
 
 import numpy as np
@@ -212,3 +213,16 @@ def rows_by_scene(scene_col: np.ndarray) -> list[tuple[int, np.ndarray]]:
     starts = np.concatenate([[0], cuts]).tolist()
     stops = np.concatenate([cuts, [len(ordered)]]).tolist()
     return [(int(ordered[a]), order[a:b]) for a, b in zip(starts, stops, strict=True)]
+
+
+def windows_area(scene: Scene, win: Mapping[str, np.ndarray]) -> tuple[int, int, int, int]:
+    """``(row0, col0, row1, col1)``: the windows' bounding box, clipped to the scene.
+
+    What a coarse read of the windows' pixels covers (``edge="pad"`` windows reach outside
+    the scene, where there is nothing to read).
+    """
+    r0 = int(np.clip(win["row_off"].min(), 0, scene.height))
+    c0 = int(np.clip(win["col_off"].min(), 0, scene.width))
+    r1 = int(np.clip((win["row_off"] + win["height"]).max(), 0, scene.height))
+    c1 = int(np.clip((win["col_off"] + win["width"]).max(), 0, scene.width))
+    return r0, c0, r1, c1

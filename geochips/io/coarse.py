@@ -29,6 +29,8 @@ from geochips.io.settings import header_options, open_env
 from geochips.scene import Scene
 
 R = TypeVar("R")
+_Placed = tuple[np.ndarray, np.ndarray, float, str, bool, bool, float, float]
+"""The fields of a :class:`CoarseRead` after ``data``: where a file's coarse pixels sit."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class CoarseRead:
     """How it was read, e.g. ``"overview 1 (1/4)"``."""
     full_resolution: bool
     """True when the scene's own level had to be read (decimated): it has no overview."""
+    decimated: bool
+    """True when the level read was decimated to the budget (GDAL nearest), not read whole."""
+    row_step: float
+    """Rows of the scene's read grid between neighbouring coarse rows."""
+    col_step: float
+    """Columns of the scene's read grid between neighbouring coarse columns."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ def read_coarse(
         if position in bands:
             wanted.setdefault(file, []).append(band)
     parts: dict[tuple[int, int], np.ndarray] = {}
-    first: tuple[np.ndarray, np.ndarray, float, str, bool] | None = None
+    first: _Placed | None = None
     shape: tuple[int, int] | None = None
     for file in sorted(wanted):
         data, placed = open_and_read(
@@ -110,9 +118,8 @@ def read_coarse(
             parts[(file, band)] = plane
     assert first is not None and shape is not None
     order = [scene.band_map()[b - 1] for b in bands]  # in the order asked for
-    rows, cols, weight, how, full = first
     stacked = np.stack([parts[fb] for fb in order])
-    return CoarseRead(stacked, rows, cols, weight, how, full)
+    return CoarseRead(stacked, *first)
 
 
 def open_and_read(
@@ -171,7 +178,7 @@ def _read_file(
     bands: list[int],
     budget: int,
     shape: tuple[int, int] | None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, float, str, bool]]:
+) -> tuple[np.ndarray, _Placed]:
     with rasterio.open(path) as full:
         chosen = _choose(full, scene, area, budget)
     opener = {} if chosen.level is None else {"overview_level": chosen.level}
@@ -189,13 +196,15 @@ def _read_file(
             bands, window=window, out_shape=(len(bands), *shape), resampling=Resampling.nearest
         )
     # Where each output pixel sits: GDAL nearest samples the source pixel under its centre.
-    rows = (r0 + (np.arange(shape[0]) + 0.5) * h / shape[0]) / sr
-    cols = (c0 + (np.arange(shape[1]) + 0.5) * w / shape[1]) / sc
-    weight = (h / shape[0] / sr) * (w / shape[1] / sc)
+    row_step, col_step = h / shape[0] / sr, w / shape[1] / sc
+    rows = r0 / sr + (np.arange(shape[0]) + 0.5) * row_step
+    cols = c0 / sc + (np.arange(shape[1]) + 0.5) * col_step
+    weight = row_step * col_step
+    decimated = shape != (h, w)
     if chosen.level is None:
         how = f"decimated read 1/{math.sqrt(weight):.3g} (no overview)"
     else:
         how = f"overview {chosen.level} (1/{chosen.factor:g})"
-        if shape != (h, w):
+        if decimated:
             how += f", decimated to 1/{chosen.factor * h / shape[0]:.3g}"
-    return data, (rows, cols, weight, how, chosen.level is None)
+    return data, (rows, cols, weight, how, chosen.level is None, decimated, row_step, col_step)

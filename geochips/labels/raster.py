@@ -133,6 +133,8 @@ class _LabelScene:
     nodata: Any
     coverage: shapely.Geometry | None
     """The label raster's extent in the scene's pixels; ``None`` when it covers the scene."""
+    file: Scene
+    """The label raster's own header (its grid), which a coarse read of it needs."""
 
 
 class RasterLabeller:
@@ -177,7 +179,7 @@ class RasterLabeller:
         nodata = None if header.nodata is None else np.dtype(header.dtype).type(header.nodata)
         if _same_grid(header, scene):
             on_grid = dataclasses.replace(header, id=scene.id, overview_level=None)
-            return _LabelScene(on_grid, nodata, None)
+            return _LabelScene(on_grid, nodata, None, header)
         if header.georef == "gcps" or scene.georef == "gcps":
             raise InvalidParameterError(
                 f"{where} is not on its scene's grid, and one of them is georeferenced only "
@@ -197,7 +199,7 @@ class RasterLabeller:
             scales=(),
             offsets=(),
         )
-        return _LabelScene(warped, nodata, _coverage(header, scene))
+        return _LabelScene(warped, nodata, _coverage(header, scene), header)
 
     def mask(
         self,

@@ -23,7 +23,7 @@ from geochips.errors import InvalidParameterError, OverviewWarning
 from geochips.io.coarse import CoarseRead, read_coarse
 from geochips.progress import ProgressSpec, start_progress
 from geochips.scene import Scene
-from geochips.windows import rows_by_scene
+from geochips.windows import rows_by_scene, windows_area
 
 if TYPE_CHECKING:
     from geochips.index import ChipIndex
@@ -140,7 +140,7 @@ def band_stats(
         scene = index.scenes[s]
         rows = grouped[s]
         win = {k: v[rows] for k, v in windows.items()}
-        area = _area(scene, win)
+        area = windows_area(scene, win)
         coarse = read_coarse(scene, index.signer, area, picked, max_pixels, index.gdal_options)
         keep = _covered(coarse, win) & _valid(coarse.data, scene)
         parts = [
@@ -213,15 +213,6 @@ def record_band_stats(
     new = copy.copy(index)
     new.band_stats = stats
     return new
-
-
-def _area(scene: Scene, win: dict[str, np.ndarray]) -> tuple[int, int, int, int]:
-    """The bounding box of the windows, clipped to the scene (pad windows reach outside)."""
-    r0 = int(np.clip(win["row_off"].min(), 0, scene.height))
-    c0 = int(np.clip(win["col_off"].min(), 0, scene.width))
-    r1 = int(np.clip((win["row_off"] + win["height"]).max(), 0, scene.height))
-    c1 = int(np.clip((win["col_off"] + win["width"]).max(), 0, scene.width))
-    return r0, c0, r1, c1
 
 
 def _covered(coarse: CoarseRead, win: dict[str, np.ndarray]) -> np.ndarray:

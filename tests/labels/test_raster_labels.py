@@ -19,6 +19,7 @@ import rasterio.warp
 import torch
 from affine import Affine
 from rasterio.warp import Resampling
+from support.buildings import burn_buildings
 from support.oracles import cut
 from torch.utils.data import DataLoader
 
@@ -38,14 +39,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::geochips.TileAlignmentWarning")
 def on_grid(tmp_path_factory):
     """Class ids 1..3 by building, 0 elsewhere, and a nodata (9) square, on the image grid."""
     with rasterio.open(IMAGE) as src:
-        profile, shape, transform = src.profile, src.shape, src.transform
-    features = json.loads(BUILDINGS.read_text())["features"]
-    classes = rasterio.features.rasterize(
-        [(f["geometry"], n % 3 + 1) for n, f in enumerate(features)],
-        out_shape=shape,
-        transform=transform,
-        dtype="uint8",
-    )
+        profile = src.profile
+    classes = burn_buildings()
     classes[100:180, 600:700] = 9
     path = tmp_path_factory.mktemp("labels") / "classes.tif"
     profile.update(dtype="uint8", nodata=9, count=1, compress="deflate", tiled=True,

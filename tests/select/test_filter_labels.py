@@ -125,8 +125,6 @@ def test_a_mangled_labels_entry_names_the_file(tmp_path):
         geochips.ChipIndex.load(path)
 
 
-def test_raster_labels_cannot_be_measured_from_geometry():
-    with pytest.raises(InvalidParameterError, match="RasterLabels would need pixels"):
-        geochips.filter_labels(index(), geochips.RasterLabels("labels.tif"))
-    with pytest.raises(InvalidParameterError, match="the index has no labels"):
+def test_an_index_without_labels_asks_for_them():
+    with pytest.raises(InvalidParameterError, match="the index has none: give labels="):
         geochips.filter_labels(index())
