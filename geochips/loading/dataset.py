@@ -77,8 +77,10 @@ class ChipDataset(Dataset[Sample]):
         gdal_options: GDAL configuration options for every reading process, over the
             index's own (:attr:`ChipIndex.gdal_options`, given to ``build``).
         threads: threads reading the chips of one batch in ``__getitems__``; ``None``
-            picks 8 for remote scenes, and for local ones the CPU count in the main
-            process and 1 inside DataLoader workers (the workers already use the cores).
+            picks 8 for remote scenes, and for local ones 1 inside DataLoader workers (the
+            workers already use the cores) and in the main process one thread or the CPU
+            count, whichever has read the batches faster
+            (:mod:`geochips.loading.threadrule`).
         reuse_batch_memory: in DataLoader workers, read batches into shared memory the
             worker reuses (:mod:`geochips.loading.slots`); ``False`` gives plain memory, which torch
             copies into fresh shared memory for every batch, as does the environment
