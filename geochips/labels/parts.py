@@ -22,7 +22,7 @@ from geochips.coordinates import (
     window_rings,
 )
 from geochips.errors import InvalidParameterError
-from geochips.labels.rasterize import Edges, polygon_edges, polygonal
+from geochips.labels.rasterize import Edges, polygon_arrays, polygonal, ragged_edges
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -31,14 +31,28 @@ from geochips.windows import ChipWindow
 class ScenePart:
     """The geometries of one scene, in its pixel grid, with their values and a tree."""
 
-    geometries: np.ndarray
+    pixels: np.ndarray
+    """The geometries as mapped onto the pixel grid (see :attr:`geometries`)."""
     values: np.ndarray
     tree: shapely.STRtree
+    """The envelopes of :attr:`pixels`."""
     edges: Edges | None
     """The polygons' edges, when every geometry is a (multi)polygon, which NumPy burns
     (:mod:`.rasterize`); ``None`` otherwise (GDAL burns them)."""
     burnt: np.ndarray
     """``values`` in the dtype NumPy burns them in: ``uint8`` when they fit (0..255)."""
+    _valid: np.ndarray | None = None
+
+    @property
+    def geometries(self) -> np.ndarray:
+        """:attr:`pixels`, made valid (a projection may fold a ring) for GEOS to cut them.
+
+        Burning needs no validity, so the check is made on first use, by boxes and
+        :func:`geochips.filter_labels`, not for every scene a dataset reads.
+        """
+        if self._valid is None:
+            self._valid = made_valid(self.pixels)
+        return self._valid
 
     def hits(self, window: ChipWindow) -> np.ndarray:
         """The geometries whose envelope meets ``window``, in file order (the burning order)."""
@@ -49,6 +63,16 @@ class ScenePart:
             window.row_off + window.height,
         )
         return np.sort(self.tree.query(box))  # later geometries burn over earlier ones
+
+
+def made_valid(geometries: np.ndarray) -> np.ndarray:
+    """``geometries``, with those GEOS finds invalid made valid (a new array if any is)."""
+    invalid = ~shapely.is_valid(geometries)
+    if not invalid.any():
+        return geometries
+    geometries = geometries.copy()
+    geometries[invalid] = shapely.make_valid(geometries[invalid])
+    return geometries
 
 
 def make_part(
@@ -89,12 +113,18 @@ def make_part(
         c, r = scene_crs_to_pixel(scene, x, y)
         return np.stack([c, r], axis=-1)
 
-    pixels = shapely.transform(near, to_pixels) if len(hits) else near
-    invalid = ~shapely.is_valid(pixels)
-    if invalid.any():
-        pixels[invalid] = shapely.make_valid(pixels[invalid])
     values = values[hits]
-    edges = polygon_edges(pixels) if polygonal(pixels) else None
+    edges = None
+    if not len(hits):
+        pixels = near
+    elif polygonal(near):
+        # The vertices as arrays, mapped, and their edges read from the same arrays.
+        coords, offsets = polygon_arrays(near)
+        coords = to_pixels(coords)
+        pixels = shapely.set_coordinates(near, coords)  # near is this part's own array
+        edges = ragged_edges(coords, offsets)
+    else:
+        pixels = shapely.transform(near, to_pixels)
     small = not len(values) or (values.min() >= 0 and values.max() <= 255)
     burnt = values.astype(np.uint8) if small else values
     return ScenePart(pixels, values, shapely.STRtree(pixels), edges, burnt)

@@ -17,10 +17,13 @@ Horizontal edges lying exactly on a scanline are the one case GDAL fills apart; 
 have no area, and the tests compare this with GDAL's output on real and random polygons.
 Anything else (lines, points, ``all_touched=True``) goes to GDAL.
 
-A scene's edges are taken out of its geometries once (:func:`polygon_edges`); each chip
-gathers those of the polygons it meets and sorts its crossings once, as integers: a
-crossing only matters through the column ``floor(x + 0.5)`` it starts or stops a span at,
-so sorting ``(polygon, row, column)`` keys pairs the same spans as sorting by ``x`` would.
+A scene's edges are taken out of its geometries once (:func:`polygon_edges`, from their
+coordinate arrays), with the rows each crosses. Each chip gathers the edges of the polygons
+it meets and computes their crossings in scene pixels, so a chip is exactly the whole
+scene's burn cut to its window (what a whole-image ``rasterize`` gives). It sorts its
+crossings once, as integers: a crossing only matters through the column ``floor(x + 0.5)``
+it starts or stops a span at, so sorting ``(polygon, row, column)`` keys pairs the same
+spans as sorting by ``x`` would.
 The spans then make the chip, in the smallest dtype that holds the values (the output, often
 ``int64``, is written once, widened): when they are few pixels, each pixel is set; otherwise
 the chip is built as runs of one value (``np.repeat``), at a cost per span, not per pixel.
@@ -41,10 +44,13 @@ def polygonal(geometries: np.ndarray) -> bool:
 
 
 class Edges(NamedTuple):
-    """The non-horizontal edges of polygons, each ordered so that ``ya < yb``."""
+    """The non-horizontal edges of polygons in scene pixels, each ordered so ``ya < yb``."""
 
     coords: np.ndarray
-    """``(4, n)`` float64: the rows ``xa, ya, xb, yb`` (a chip gathers all four at once)."""
+    """``(4, n)`` float64: the rows ``xa, ya, xb - xa, yb - ya`` (as GDAL takes them)."""
+    rows: np.ndarray
+    """``(2, n)`` int64: the scene rows each edge crosses, ``rows[0] <= row < rows[1]``:
+    those whose centre line ``y = row + 0.5`` satisfies ``ya <= y < yb``."""
     starts: np.ndarray
     """The edges of geometry ``g`` are ``starts[g]:starts[g] + counts[g]``."""
     counts: np.ndarray
@@ -52,20 +58,55 @@ class Edges(NamedTuple):
 
 def polygon_edges(geometries: np.ndarray) -> Edges:
     """The edges of (multi)polygons, over all their rings, grouped by geometry."""
-    parts, part_owner = shapely.get_parts(geometries, return_index=True)  # multipolygons
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    coords, ring = shapely.get_coordinates(rings, return_index=True)
+    coords, offsets = polygon_arrays(geometries)
+    return ragged_edges(coords, offsets)
+
+
+def polygon_arrays(geometries: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``(coords, offsets)`` of (multi)polygons, as ``shapely.to_ragged_array`` gives them.
+
+    Polygons without holes (most footprints) are one ring each, so the rings' offsets
+    follow from each vertex's owner, and no ring is made a geometry of its own (which is
+    three quarters of ``to_ragged_array``'s time).
+    """
+    if (shapely.get_type_id(geometries) == 3).all() and not (
+        shapely.get_num_interior_rings(geometries).any()
+    ):
+        coords, owner = shapely.get_coordinates(geometries, return_index=True)
+        counts = np.bincount(owner, minlength=len(geometries))
+        rings = np.concatenate([[0], np.cumsum(counts[counts > 0])])  # empty ones have none
+        return coords, (rings, np.concatenate([[0], np.cumsum(counts > 0)]))
+    _, coords, offsets = shapely.to_ragged_array(geometries, include_z=False)
+    return coords, offsets
+
+
+def ragged_edges(coords: np.ndarray, offsets: tuple[np.ndarray, ...]) -> Edges:
+    """The edges of (multi)polygons given as ``shapely.to_ragged_array`` gives them.
+
+    ``coords`` ``(n, 2)`` are the rings' vertices end to end; ``offsets`` start with the
+    rings' offsets into them, then (multipolygons) the polygons' into the rings, and last
+    the geometries' offsets. Reading these arrays costs a fraction of asking shapely for
+    every part and ring as a geometry of its own.
+    """
+    ring_offsets = np.asarray(offsets[0])
+    owner = np.arange(len(offsets[-1]) - 1)  # each geometry, then each polygon, each ring
+    for level in reversed(offsets[1:]):
+        owner = np.repeat(owner, np.diff(level))
+    owner = np.repeat(owner, np.diff(ring_offsets))  # the geometry of each vertex
     # Edges join consecutive vertices of one ring (rings are closed: last == first).
-    same = ring[1:] == ring[:-1]
+    same = np.ones(max(len(coords) - 1, 0), dtype=bool)
+    same[ring_offsets[1:-1] - 1] = False
     x0, y0 = coords[:-1, 0][same], coords[:-1, 1][same]
     x1, y1 = coords[1:, 0][same], coords[1:, 1][same]
-    owner = part_owner[ring_part][ring[:-1][same]]
+    owner = owner[:-1][same]
     down = y0 > y1  # order each edge so that ya < yb, as GDAL does
     keep = y0 != y1  # horizontal edges cross no scanline
     xa, ya = np.where(down, x1, x0)[keep], np.where(down, y1, y0)[keep]
     xb, yb = np.where(down, x0, x1)[keep], np.where(down, y0, y1)[keep]
-    starts = np.searchsorted(owner[keep], np.arange(len(geometries) + 1))
-    return Edges(np.stack([xa, ya, xb, yb]), starts[:-1], np.diff(starts))
+    starts = np.searchsorted(owner[keep], np.arange(len(offsets[-1])))
+    rows = np.ceil(np.stack([ya, yb]) - 0.5).astype(np.int64)
+    coords = np.stack([xa, ya, xb - xa, yb - ya])
+    return Edges(coords, rows, starts[:-1], np.diff(starts))
 
 
 def fill_polygons(
@@ -81,50 +122,53 @@ def fill_polygons(
     written, 0 where no polygon is.
     """
     hits = np.arange(len(geometries))
-    fill_edges(polygon_edges(geometries), hits, values, offset, shape, out)
+    out[...] = burn_edges(polygon_edges(geometries), hits, values, offset, shape)
 
 
-def fill_edges(
+def burn_edges(
     edges: Edges,
     hits: np.ndarray,
     values: np.ndarray,
     offset: tuple[int, int],
     shape: tuple[int, int],
-    out: np.ndarray,
-) -> None:
-    """Burn the polygons ``hits`` (positions in ``edges``, in burning order) into ``out``.
+) -> np.ndarray:
+    """The chip with the polygons ``hits`` (positions in ``edges``, in burning order) burnt in.
 
-    ``values`` holds one value per hit, in the dtype to burn in: the smallest that holds
-    them (``uint8`` for classes up to 255) keeps the chip's buffer in cache, and ``out``
-    (often ``int64``) is then written once, widened. Otherwise as :func:`fill_polygons`.
+    The chip is ``shape`` ``(height, width)`` at ``offset`` ``(row_off, col_off)`` in the
+    scene, 0 where no polygon is. ``values`` holds one value per hit, in the dtype to burn
+    in, which the chip has: the smallest that holds them (``uint8`` for classes up to 255)
+    keeps it in cache, and widening it afterwards (to ``int64``, say) is one pass.
     """
     height, width = shape
     row_off, col_off = offset
-    size = height * (width + 1)  # the chip and one column more, where spans may stop
-    shift = (size - 1).bit_length()  # a crossing's key: polygon << shift | its position
+    size = height * width
+    # A crossing's key: polygon << shift | its position row * width + column, where the
+    # column is 0..width (a span may stop past the last pixel, where the next row starts).
+    shift = size.bit_length()
     count = edges.counts[hits]
     edge = _ranges(edges.starts[hits], count)
-    # Per edge: xa, ya, xb - xa, yb - ya in chip pixels (as GDAL takes them), its first
-    # row less the offset of its crossings, and its polygon's part of the key.
-    table = np.empty((6, len(edge)))
-    np.take(edges.coords, edge, axis=1, out=table[:4])  # 3x faster than coords[:, edge]
-    table[:4] -= np.array([[col_off], [row_off]] * 2, np.float64)
-    table[5] = np.repeat(np.arange(len(hits), dtype=np.float64) * (1 << shift), count)
-    # Rows whose centre line y = row + 0.5 satisfies ya <= y < yb (shifting both ends by
-    # the offset keeps their order: ya - r < yb - r, or both equal and no row is crossed).
-    lines = np.ceil(table[1:4:2] - 0.5)
-    np.maximum(lines, 0, out=lines)  # np.clip costs twice as much
-    np.minimum(lines, height, out=lines)
-    count = (lines[1] - lines[0]).astype(np.int64)
-    ends = np.cumsum(count)
+    # The rows of the chip each edge crosses, and the edges that cross one.
+    lines = np.take(edges.rows, edge, axis=1)
+    np.maximum(lines, row_off, out=lines)  # np.clip costs twice as much
+    np.minimum(lines, row_off + height, out=lines)
+    crossed = lines[1] - lines[0]
+    across = crossed > 0
+    crossed = crossed[across]
+    ends = np.cumsum(crossed)
     total = int(ends[-1]) if len(ends) else 0
     if not total:
-        out[...] = 0
-        return
-    table[2:4] -= table[:2]
-    np.subtract(lines[0], ends - count, out=table[4])
-    # One crossing per (edge, row); every float from here on holds an integer exactly.
-    xa, ya, dx, dy, first, polygon = np.repeat(table, count, axis=1)
+        return np.zeros(shape, values.dtype)
+    # Per edge: xa, ya, dx, dy, its polygon's part of the key less the chip's first row,
+    # and its first row less the offset of its crossings (every float holds an integer
+    # exactly from the fifth row on).
+    edge = edge[across]
+    table = np.empty((6, len(edge)))
+    np.take(edges.coords, edge, axis=1, out=table[:4])  # 3x faster than coords[:, edge]
+    polygon = np.repeat(np.arange(len(hits), dtype=np.float64) * (1 << shift), count)
+    np.subtract(polygon[across], row_off * width, out=table[4])
+    np.subtract(lines[0][across], ends - crossed, out=table[5])
+    # One crossing per (edge, row), in scene pixels: the whole scene's burn, cut to the chip.
+    xa, ya, dx, dy, base, first = np.repeat(table, crossed, axis=1)
     row = first + np.arange(total)
     # GDAL's x = (y - ya) * (xb - xa) / (yb - ya) + xa, in its order (in place: fewer
     # temporaries), and the column floor(x + 0.5) a span starts or stops at.
@@ -135,31 +179,35 @@ def fill_edges(
     x += xa
     x += 0.5
     np.floor(x, out=x)
+    x -= col_off
     np.maximum(x, 0, out=x)
     np.minimum(x, width, out=x)
-    x += polygon
-    x += row * (width + 1)  # the position in a (height, width + 1) grid
+    x += base
+    row *= width
+    x += row
     key = x.astype(np.int32 if len(hits) << shift < 2**31 else np.int64)  # int32 sorts faster
     key.sort()
-    # Each (polygon, row) has an even number of crossings: sorted, consecutive pairs are
-    # its spans [start, stop), which never reach the next row of the grid.
-    start, stop = key[0::2] & ((1 << shift) - 1), key[1::2] & ((1 << shift) - 1)
+    # Each (polygon, row) has an even number of crossings, all keyed before the next row's:
+    # sorted, consecutive pairs are its spans [start, stop).
+    low = (1 << shift) - 1
+    start, stop = key[0::2] & low, key[1::2] & low
+    one = (values == values[0]).all()
     count = stop - start
-    ends = np.add.accumulate(count)
-    if (values == values[0]).all() and ends[-1] < size // 8:
-        # A few pixels: set each one (np.repeat costs ~15 ns a span, ~1 ns a pixel).
+    ends = np.cumsum(count)
+    if one and ends[-1] < size // 4:
+        # A few pixels: set each one (np.repeat costs ~15 ns a span, ~0.3 ns a pixel, and
+        # pages of memory the kernel zeroed are only touched where a span is).
         flat = np.repeat(start - (ends - count), count)
-        flat += np.arange(ends[-1])
+        flat += np.arange(ends[-1], dtype=flat.dtype)
         image = np.zeros(size, values.dtype)
         image[flat] = values[0]
+        return image.reshape(shape)
+    if one:
+        bounds, burnt = _union(start, stop, size, values[0])
     else:
-        # The chip as runs of one value: the work follows the spans, not their pixels.
-        if (values == values[0]).all():
-            bounds, burnt = _union(start, stop, size, values[0])
-        else:
-            bounds, burnt = _latest(start, stop, key[0::2] >> shift, values, size)
-        image = np.repeat(burnt, np.diff(bounds))
-    np.copyto(out, image.reshape(height, width + 1)[:, :width])
+        bounds, burnt = _latest(start, stop, key[0::2] >> shift, values, size)
+    # The chip as runs of one value: the work follows the spans, not their pixels.
+    return np.repeat(burnt, np.diff(bounds)).reshape(shape)
 
 
 def _union(

@@ -25,8 +25,8 @@ from affine import Affine
 
 from geochips.errors import InvalidParameterError
 from geochips.io.vectors import Vectors, read_vectors
-from geochips.labels.parts import ScenePart, make_part
-from geochips.labels.rasterize import fill_edges
+from geochips.labels.parts import ScenePart, made_valid, make_part
+from geochips.labels.rasterize import burn_edges
 from geochips.scene import Scene
 from geochips.windows import ChipWindow
 
@@ -109,12 +109,7 @@ class VectorLabeller:
     def __init__(self, spec: VectorLabels) -> None:
         self.spec = spec
         vectors = read_vectors(spec.source, layer=spec.layer, crs=spec.crs)
-        geometries = vectors.geometries
-        invalid = ~shapely.is_valid(geometries)
-        if invalid.any():
-            geometries = geometries.copy()
-            geometries[invalid] = shapely.make_valid(geometries[invalid])
-        self.geometries = geometries
+        self.geometries = made_valid(vectors.geometries)
         self.values = class_values(vectors, spec)
         self.crs = vectors.crs
         self.where = vectors.where
@@ -141,26 +136,47 @@ class VectorLabeller:
 
     def mask(self, scene: Scene, window: ChipWindow, out: np.ndarray | None = None) -> np.ndarray:
         """The chip's label mask, ``(1, height, width)`` (written into ``out`` when given)."""
+        burnt = self._burnt(scene, window)
+        if out is None:
+            if burnt is None:  # np.zeros takes pages the kernel zeroed, with no pass over them
+                return np.zeros((1, window.height, window.width), dtype=self.spec.dtype)
+            return burnt.astype(self.spec.dtype, copy=False)
+        out[...] = 0 if burnt is None else burnt
+        return out
+
+    def _burnt(self, scene: Scene, window: ChipWindow) -> np.ndarray | None:
+        """The chip's mask ``(1, height, width)`` in the dtype it is burnt in, ``None`` for 0s.
+
+        That dtype holds every value and ``ignore_index``: ``uint8`` for classes up to 255,
+        which keeps the chip in cache while it is burnt; it is widened to the mask's dtype
+        once, as it is written out. ``None`` when no geometry meets the chip and the chip
+        lies inside the scene.
+        """
         spec = self.spec
         shape = (window.height, window.width)
         part = self.part(scene)
         hits = part.hits(window)
-        if out is not None:
-            mask = out
-        elif len(hits):
-            mask = np.empty((1, *shape), dtype=spec.dtype)
-        else:  # nothing to burn: np.zeros takes pages the kernel zeroed, with no pass over them
-            mask = np.zeros((1, *shape), dtype=spec.dtype)
-        if len(hits) and part.edges is not None and not spec.all_touched:
+        inside = (
+            window.row_off >= 0
+            and window.col_off >= 0
+            and window.row_off + window.height <= scene.height
+            and window.col_off + window.width <= scene.width
+        )
+        if not len(hits) and inside:
+            return None
+        if not len(hits):
+            burnt = np.zeros(shape, part.burnt.dtype)
+        elif part.edges is not None and not spec.all_touched:
             offset = (window.row_off, window.col_off)
-            fill_edges(part.edges, hits, part.burnt[hits], offset, shape, mask[0])  # every pixel
-        elif len(hits):
-            shapes = zip(part.geometries[hits], part.values[hits].tolist(), strict=True)
-            mask[0] = burn(shapes, window, spec.all_touched, _BURN_DTYPES[spec.dtype])
-        elif out is not None:
-            mask[...] = 0
-        outside(mask, scene, window, spec.ignore_index)
-        return mask
+            burnt = burn_edges(part.edges, hits, part.burnt[hits], offset, shape)
+        else:
+            shapes = zip(part.pixels[hits], part.values[hits].tolist(), strict=True)
+            burnt = burn(shapes, window, spec.all_touched, _BURN_DTYPES[spec.dtype])
+        if not inside:
+            if not np.can_cast(np.min_scalar_type(spec.ignore_index), burnt.dtype):
+                burnt = burnt.astype(spec.dtype)
+            outside(burnt[None], scene, window, spec.ignore_index)
+        return burnt[None]
 
     def objects(
         self, scene: Scene, window: ChipWindow

@@ -149,7 +149,7 @@ def measure(index: ChipIndex, labeller: VectorLabeller) -> tuple[np.ndarray, np.
         if not len(labelled):
             continue
         # Objects with area in the chip (each counted once, however they overlap).
-        pairs = part.tree.query(boxes, predicate="intersects")
+        pairs = part.tree.query(boxes)  # envelopes; the area below decides
         pairs = pairs[:, part.values[pairs[1]] != 0]
         area = shapely.area(shapely.intersection(boxes[pairs[0]], part.geometries[pairs[1]]))
         objects[rows] = np.bincount(pairs[0][area > 0], minlength=len(rows))

@@ -9,7 +9,7 @@ import shapely
 import shapely.affinity
 from affine import Affine
 
-from geochips.labels.rasterize import fill_edges, fill_polygons, polygon_edges, polygonal
+from geochips.labels.rasterize import burn_edges, fill_polygons, polygon_edges, polygonal
 
 
 def gdal(geometries, values, offset, shape):
@@ -70,8 +70,7 @@ def test_edges_taken_once_burn_each_chip_as_gdal_burns_its_polygons(seed):
         shape = (int(rng.integers(16, 160)), int(rng.integers(16, 160)))
         box = shapely.box(offset[1], offset[0], offset[1] + shape[1], offset[0] + shape[0])
         hits = np.sort(tree.query(box))
-        out = np.zeros(shape, dtype=np.int64)
-        fill_edges(edges, hits, values[hits], offset, shape, out)
+        out = burn_edges(edges, hits, values[hits], offset, shape)
         np.testing.assert_array_equal(out, gdal(polygons[hits], values[hits], offset, shape))
 
 
