@@ -225,18 +225,33 @@ def buildings(scene: Any, seed: int = 0) -> Any:
     return shapely.polygons(np.stack([xs, ys], axis=-1))
 
 
-@case
-def gc_item_labels(plan: Plan) -> dict[str, Any]:
-    """``ds[i]`` with vector labels: ~100 polygons burnt into each chip's mask."""
+def labelled(plan: Plan, **kwargs: Any) -> Any:
+    """The plan's dataset with ~100 building polygons a chip (``kwargs`` to VectorLabels)."""
     import geochips
 
     base = dataset(plan)
     scene = base.index.scenes[0]
     polygons = [g for s in base.index.scenes for g in buildings(s)]
-    labels = geochips.VectorLabels(polygons, crs=scene.crs)
-    return time_items(
-        plan, geochips.ChipDataset(base.index, labels=labels, **plan.get("dataset", {}))
-    )
+    labels = geochips.VectorLabels(polygons, crs=scene.crs, **kwargs)
+    return geochips.ChipDataset(base.index, labels=labels, **plan.get("dataset", {}))
+
+
+@case
+def gc_item_labels(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` with vector labels: ~100 polygons burnt into each chip's mask (int64)."""
+    return time_items(plan, labelled(plan))
+
+
+@case
+def gc_item_labels_u8(plan: Plan) -> dict[str, Any]:
+    """``ds[i]`` with the same labels, a ``uint8`` mask: an eighth of the bytes to write."""
+    return time_items(plan, labelled(plan, dtype="uint8"))
+
+
+@case
+def gc_loader2_labels(plan: Plan) -> dict[str, Any]:
+    """DataLoader, 2 workers, with the labels: masks burnt into the batch's shared memory."""
+    return _loader(plan, 2, labelled(plan))
 
 
 @case
@@ -304,12 +319,12 @@ def gc_getitems(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _loader(plan: Plan, workers: int) -> dict[str, Any]:
+def _loader(plan: Plan, workers: int, ds: Any = None) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
     import geochips
 
-    ds = dataset(plan)
+    ds = dataset(plan) if ds is None else ds
     batch = int(plan.get("batch_size", 16))
     loader = DataLoader(
         ds, batch_size=batch, shuffle=False, num_workers=workers, collate_fn=geochips.collate

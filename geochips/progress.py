@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, TextIO, TypeAlias, TypeVar
 
 Progress: TypeAlias = Callable[[int, int], None]
@@ -240,3 +241,21 @@ def start_progress(
     """
     report = resolve_progress(progress, total, label=label, unit=unit, auto_min=auto_min, size=size)
     return Counter(report, total)
+
+
+R = TypeVar("R")
+
+
+def run_counted(
+    run: Callable[[T], R], jobs: Sequence[T], workers: int, counter: Counter
+) -> list[R]:
+    """``run(job)`` for every job on up to ``workers`` threads, each counted as it completes.
+
+    Returns the results in the order of ``jobs``; the first failure raises as it happens
+    (the jobs already started finish first).
+    """
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
+        futures = [pool.submit(run, job) for job in jobs]
+        for future in counter.track(as_completed(futures)):
+            future.result()
+    return [future.result() for future in futures]

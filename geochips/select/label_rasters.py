@@ -19,6 +19,7 @@ from geochips.io.coarse import CoarseRead, read_coarse
 from geochips.io.coarse_warp import read_coarse_onto
 from geochips.io.reader import Reader
 from geochips.labels.raster import RasterLabeller, RasterLabels
+from geochips.progress import Counter, run_counted
 from geochips.scene import Scene
 from geochips.windows import rows_by_scene, windows_area
 
@@ -29,30 +30,39 @@ UNLABELLED = 0
 """The class that is no label, as in a mask; label pixels outside the raster read as it."""
 
 
-def raster_fractions(index: ChipIndex, spec: RasterLabels, max_pixels: int) -> np.ndarray:
+def raster_fractions(
+    index: ChipIndex, spec: RasterLabels, max_pixels: int, workers: int, counter: Counter
+) -> np.ndarray:
     """``label_fraction`` (float32) of every chip of ``index`` under the label rasters ``spec``.
 
     A chip's fraction is the share of its pixels whose label is a class other than 0, not
-    the label raster's nodata, inside the label raster and inside the scene.
+    the label raster's nodata, inside the label raster and inside the scene. Scenes are
+    read on ``workers`` threads, each counted by ``counter`` as it completes.
     """
     reader = Reader(signer=index.signer, gdal_options=index.gdal_options)
     labeller = RasterLabeller(spec, reader)
     fraction = np.zeros(len(index), dtype=np.float32)
     windows = {k: index.column(k) for k in ("row_off", "col_off", "height", "width")}
-    decimated = []
-    for s, rows in rows_by_scene(index.column("scene")):
+
+    def run(job: tuple[int, np.ndarray]) -> str | None:
+        """Measure one scene's chips; the scene's name when its labels were decimated."""
+        s, rows = job
         scene = index.scenes[s]
         win = {k: v[rows] for k, v in windows.items()}
         area = windows_area(scene, win)
         if area[2] <= area[0] or area[3] <= area[1]:
-            continue  # every window lies outside the scene: nothing of it is labelled
+            return None  # every window lies outside the scene: nothing of it is labelled
         coarse, nodata = _read_labels(labeller, scene, index, area, max_pixels)
         labelled = coarse.data[0] != UNLABELLED
         if nodata is not None:
             labelled &= coarse.data[0] != nodata
         fraction[rows] = window_fractions(scene, coarse, labelled, win)
         if coarse.full_resolution and coarse.decimated:
-            decimated.append(f"{scene.id!r} ({hrefs.redact(spec.href(scene))})")
+            return f"{scene.id!r} ({hrefs.redact(spec.href(scene))})"
+        return None
+
+    jobs = list(rows_by_scene(index.column("scene")))
+    decimated = [name for name in run_counted(run, jobs, workers, counter) if name]
     if decimated:
         warnings.warn(
             f"the label rasters of {len(decimated)} scene(s) have no overview and more pixels "

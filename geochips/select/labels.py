@@ -20,8 +20,9 @@ from geochips.errors import InvalidParameterError
 from geochips.index import ChipIndex
 from geochips.labels import RasterLabels, as_labels
 from geochips.labels.vector import VectorLabeller
+from geochips.progress import Counter, ProgressSpec, run_counted, start_progress
 from geochips.select.label_rasters import raster_fractions
-from geochips.select.stats import MAX_PIXELS
+from geochips.select.stats import AUTO_MIN_SCENES, MAX_PIXELS
 from geochips.windows import rows_by_scene
 
 FRACTION = "label_fraction"
@@ -35,6 +36,8 @@ def filter_labels(
     min_fraction: float | None = None,
     min_objects: int | None = None,
     max_pixels: int = MAX_PIXELS,
+    workers: int = 4,
+    progress: ProgressSpec = None,
 ) -> ChipIndex:
     """Keep the chips whose windows hold labels; add ``label_fraction`` (and ``label_objects``).
 
@@ -54,6 +57,11 @@ def filter_labels(
             labels only: a label raster has no objects).
         max_pixels: raster labels only: coarse label pixels read per scene at most, as
             :func:`~geochips.band_stats` reads (see below).
+        workers: scenes measured concurrently (threads: GDAL reads and shapely's
+            geometry work release the GIL).
+        progress: ``"label fractions"`` counted in scenes as they complete; ``None``
+            shows it on a terminal from 10 scenes, ``False`` never, or a callable
+            ``(done, total)`` (see :mod:`geochips.progress`).
 
     With both bounds, a chip must meet both; with neither, every chip with any labelled
     area is kept.
@@ -112,11 +120,17 @@ def filter_labels(
         raise InvalidParameterError(f"min_objects must be an int >= 0, got {min_objects!r}")
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise InvalidParameterError(f"max_pixels must be an int >= 1, got {max_pixels!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidParameterError(f"workers must be an int >= 1, got {workers!r}")
+    scenes = len(np.unique(index.column("scene")))
+    counter = start_progress(
+        progress, scenes, label="label fractions", unit="scene", auto_min=AUTO_MIN_SCENES
+    )
     if isinstance(spec, RasterLabels):
-        fraction = raster_fractions(index, spec, max_pixels)
+        fraction = raster_fractions(index, spec, max_pixels, workers, counter)
         measured = index.with_columns(**{FRACTION: fraction}).with_labels(spec)
         return measured.select(fraction > 0 if min_fraction is None else fraction >= min_fraction)
-    fraction, objects = measure(index, VectorLabeller(spec))
+    fraction, objects = measure(index, VectorLabeller(spec), workers, counter)
     keep = np.ones(len(index), dtype=bool)
     if min_fraction is None and min_objects is None:
         keep = fraction > 0
@@ -128,13 +142,16 @@ def filter_labels(
     return measured.select(keep)
 
 
-def measure(index: ChipIndex, labeller: VectorLabeller) -> tuple[np.ndarray, np.ndarray]:
+def measure(
+    index: ChipIndex, labeller: VectorLabeller, workers: int, counter: Counter
+) -> tuple[np.ndarray, np.ndarray]:
     """``(label_fraction float32, label_objects int32)`` of every chip of ``index``."""
     fraction = np.zeros(len(index), dtype=np.float32)
     objects = np.zeros(len(index), dtype=np.int32)
-    scene_col = index.column("scene")
     c = {name: index.column(name) for name in ("row_off", "col_off", "height", "width")}
-    for s, rows in rows_by_scene(scene_col):
+
+    def run(job: tuple[int, np.ndarray]) -> None:
+        s, rows = job
         scene = index.scenes[s]
         part = labeller.part(scene)
         r0, c0 = c["row_off"][rows], c["col_off"][rows]
@@ -147,7 +164,7 @@ def measure(index: ChipIndex, labeller: VectorLabeller) -> tuple[np.ndarray, np.
         )
         labelled = part.geometries[part.values != 0]
         if not len(labelled):
-            continue
+            return
         # Objects with area in the chip (each counted once, however they overlap).
         pairs = part.tree.query(boxes)  # envelopes; the area below decides
         pairs = pairs[:, part.values[pairs[1]] != 0]
@@ -159,4 +176,6 @@ def measure(index: ChipIndex, labeller: VectorLabeller) -> tuple[np.ndarray, np.
         inside = shapely.area(shapely.intersection(boxes[hits[0]], pieces[hits[1]]))
         covered = np.bincount(hits[0], weights=inside, minlength=len(rows))
         fraction[rows] = np.minimum(covered / (h * w).astype(np.float64), 1.0)
+
+    run_counted(run, list(rows_by_scene(index.column("scene"))), workers, counter)
     return fraction, objects

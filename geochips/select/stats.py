@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,7 @@ import numpy as np
 from geochips.bandstats import PERCENTILES, BandStats
 from geochips.errors import InvalidParameterError, OverviewWarning
 from geochips.io.coarse import CoarseRead, read_coarse
-from geochips.progress import ProgressSpec, start_progress
+from geochips.progress import ProgressSpec, run_counted, start_progress
 from geochips.scene import Scene
 from geochips.windows import rows_by_scene, windows_area
 
@@ -152,11 +151,7 @@ def band_stats(
     counter = start_progress(
         progress, len(used), label="band statistics", unit="scene", auto_min=AUTO_MIN_SCENES
     )
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(used)))) as pool:
-        futures = [pool.submit(run, s) for s in used]
-        for future in counter.track(as_completed(futures)):
-            future.result()  # raises the first failure as it happens
-    results = [future.result() for future in futures]
+    results = run_counted(run, used, workers, counter)
     full = [scene.name for scene, coarse, _, _ in results if coarse.full_resolution]
     if full:
         warnings.warn(

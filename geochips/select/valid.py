@@ -10,14 +10,13 @@ resolution (:func:`geochips.io.masks.read_coarse_valid`): see :func:`estimate_va
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from geochips.errors import InvalidParameterError
 from geochips.io.masks import read_coarse_valid
-from geochips.progress import ProgressSpec, start_progress
+from geochips.progress import ProgressSpec, run_counted, start_progress
 from geochips.scene import Scene
 from geochips.windows import rows_by_scene
 
@@ -116,9 +115,7 @@ def estimate_valid(
     counter = start_progress(
         progress, len(jobs), label="valid fractions", unit="scene", auto_min=AUTO_MIN_SCENES
     )
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
-        for future in counter.track(as_completed([pool.submit(run, job) for job in jobs])):
-            future.result()
+    run_counted(run, jobs, workers, counter)
     result = index.with_columns(**{VALID_COLUMN: out})
     if min_valid is not None:
         result = result.select(out >= min_valid)

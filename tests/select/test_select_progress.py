@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
 from support.scenes import scene_header
 
@@ -108,3 +109,41 @@ def test_progress_true_draws_even_off_a_terminal(scenes_written, capsys):
     err = capsys.readouterr().err
     assert "valid fractions" in err and "5/5" in err
     assert np.all(np.isfinite(geochips.estimate_valid(index).column("valid_fraction")))
+
+
+@pytest.fixture(scope="module")
+def labelled_scenes(tmp_path_factory):
+    """Five 64 px scenes side by side, each with a label raster on its grid."""
+    folder = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(5)
+    images, labels = [], {}
+    for i in range(5):
+        transform = Affine(10, 0, 600_000 + 640 * i, 0, -10, 5_000_000)
+        images.append(write_scene(folder / f"s{i}.tif", height=64, width=64, transform=transform))
+        classes = (rng.random((1, 64, 64)) < 0.3 * i / 4).astype("uint8")
+        labels[f"s{i}"] = write_scene(
+            folder / f"l{i}.tif", height=64, width=64, count=1, dtype="uint8",
+            transform=transform, data=classes,
+        )  # fmt: skip
+    return images, labels
+
+
+@pytest.mark.parametrize("kind", ["vector", "raster"])
+def test_filter_labels_counts_every_scene_and_threads_change_nothing(labelled_scenes, kind):
+    images, rasters = labelled_scenes
+    index = geochips.ChipIndex.build(images, size=16)
+    if kind == "raster":
+        labels = geochips.RasterLabels(rasters)
+    else:
+        x = np.random.default_rng(6).uniform(600_000, 603_200, 40)
+        centres = shapely.points(x, np.full(40, 4_999_680.0))  # across the scenes' middle
+        labels = geochips.VectorLabels(shapely.buffer(centres, 35), crs="EPSG:32618")
+    calls = Calls()
+    threaded = geochips.filter_labels(index, labels, workers=4, progress=calls)
+    calls.check(5)
+    alone = geochips.filter_labels(index, labels, workers=1, progress=False)
+    np.testing.assert_array_equal(threaded.chip_ids, alone.chip_ids)
+    np.testing.assert_array_equal(
+        threaded.column("label_fraction"), alone.column("label_fraction")
+    )
+    assert 0 < len(threaded) < len(index)
