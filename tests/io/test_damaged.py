@@ -283,3 +283,17 @@ def test_reads_leave_the_users_logging_as_it_was(tmp_path):
         dataset[1]
     assert logger.level == level
     assert len(logger.filters) <= len(filters) + 1  # the capture filter, installed once
+
+
+def test_an_uncompressed_file_cut_short_is_refused_where_cut_and_right_elsewhere(tmp_path):
+    # Uncompressed local GeoTIFFs are read through a memory map (GTIFF_VIRTUAL_MEM_IO):
+    # GDAL must fall back to reads, which fail, where the file lacks the tiles it names.
+    good = write_scene(
+        tmp_path / "good.tif", height=512, width=512, count=1, blocksize=128, compress="none"
+    )
+    cut = tmp_path / "cut.tif"
+    shutil.copy(good, cut)
+    offset, _ = tile_span(good, row=3, col=0)  # the last row of tiles is gone
+    os.truncate(cut, offset + 10)
+    dataset = ChipDataset(ChipIndex.build([cut], size=128))
+    assert every_chip_right_or_refused(dataset, good) == (12, 4)

@@ -143,7 +143,5 @@ def test_filter_labels_counts_every_scene_and_threads_change_nothing(labelled_sc
     calls.check(5)
     alone = geochips.filter_labels(index, labels, workers=1, progress=False)
     np.testing.assert_array_equal(threaded.chip_ids, alone.chip_ids)
-    np.testing.assert_array_equal(
-        threaded.column("label_fraction"), alone.column("label_fraction")
-    )
+    np.testing.assert_array_equal(threaded.column("label_fraction"), alone.column("label_fraction"))
     assert 0 < len(threaded) < len(index)
