@@ -48,9 +48,9 @@ def limit(index: geochips.ChipIndex, order: list[int]) -> float:
     return took
 
 
-def items(index: geochips.ChipIndex, order: list[int]) -> float:
+def items(index: geochips.ChipIndex, order: list[int], **kwargs: Any) -> float:
     """Seconds of ``ds[i]`` over the chips (the files opened by a first read)."""
-    ds = geochips.ChipDataset(index, threads=1)
+    ds = geochips.ChipDataset(index, threads=1, **kwargs)
     ds[order[0]]
     started = time.perf_counter()
     for i in order:
@@ -104,6 +104,7 @@ def main() -> None:
             "gc_item_original": lambda: items(index, order),
             "gc_item_none": lambda: items(local["none"], order),
             "gc_item_zstd": lambda: items(local["zstd"], order),
+            "gc_item_none_u16": lambda: items(local["none"], order, dtype="uint16"),
         }
         best = {name: float("inf") for name in cases}
         for _ in range(args.repeat):

@@ -354,6 +354,12 @@ def localize_section(args: argparse.Namespace) -> list[str]:
             f"{rate / limit:.2f} | {size} | {size / touched:.2f} | "
             f"{res[f'localize_{codec}_s']:.2f} |"
         )
+    rate = res.get("gc_item_none_u16_chips_per_s")
+    if rate:
+        lines.append(
+            f"| geochips `ds[i]`, localized `codec='none'`, `dtype=\"uint16\"` | {rate:.0f} | "
+            f"{rate / limit:.2f} | | | |"
+        )
     return lines
 
 
@@ -514,6 +520,20 @@ def targets_section(grids: list[dict[str, Any]]) -> list[str]:
         if "split_s" in big:
             both = big["split_s"] + big["leakage_s"]
             row("spatial_split + check_leakage of 10M chips < 60 s", both, ".1f", both < 60)
+    if "localize" in METRICS:
+        lo = METRICS["localize"]
+        limit = lo["limit_original_chips_per_s"]
+        for key, what in (
+            ("gc_item_none", "default dtype"),
+            ("gc_item_none_u16", '`dtype="uint16"`'),
+        ):
+            if f"{key}_chips_per_s" in lo:
+                v = lo[f"{key}_chips_per_s"] / limit
+                row(f"localized `codec='none'` ≥ 4× the DEFLATE limit, {what}", v, ".2f", v >= 4)
+        v = lo["gc_item_zstd_chips_per_s"] / limit
+        disk = lo["disk_zstd_bytes"] / lo["disk_none_bytes"]
+        row("localized `codec='zstd'` ≥ 2× the DEFLATE limit", v, ".2f", v >= 2)
+        row("localized `codec='zstd'` ≤ 0.6× the disk of `'none'`", disk, ".2f", disk <= 0.6)
     if "handles" in METRICS:
         v = METRICS["handles"]
         row("shuffled reads over 104 scenes, default handles ≥ 0.9× all open", v, ".2f", v >= 0.9)
