@@ -7,8 +7,11 @@ than it saves). Which case a dataset is in is not known before reading and chang
 cache fills, so :class:`ThreadRule` measures it: it times every batch it chose, keeps a
 cost a chip for each choice, reads with the cheaper one and times the other again (two
 batches) every :data:`EXPLORE` batches, or at once when the cost of the one in favour has
-moved by :data:`CHANGE` since (the tiles are now cached), so that a change of what reads
-cost is followed within a few batches. The first batch after a change of choice is not
+moved by :data:`CHANGE` since towards the other (many threads' reads got cheaper: the tiles
+are now cached; one thread's got dearer), so that a change of what reads cost is followed
+within a few batches. One thread getting cheaper as a first pass fills the cache is no
+reason to time threads again: on grid B that re-timing took a third of the first pass's
+batches, at twice the cost. The first batch after a change of choice is not
 counted: it opens the files of new threads, or runs with caches the other choice left
 cold (measured: ~30 % slower than the next, which would bias every look against a switch).
 The second takes its cost as it is (the one before is stale); later ones keep a running
@@ -21,9 +24,9 @@ EXPLORE = 16
 """Every this many batches the choice not in favour is timed again (two batches: at most
 an eighth of the batches, where one choice is much the better)."""
 CHANGE = 1.5
-"""The choice in favour costing this many times more or less than when the other was last
-timed means the reads changed (the first passes decode, later ones hit the block cache):
-the other is timed again at once."""
+"""The choice in favour costing this many times more (one thread) or less (many) than when
+the other was last timed means the reads changed (the first passes decode, later ones hit
+the block cache): the other is timed again at once."""
 WEIGHT = 0.5
 """Weight of the latest batch in the running cost of a choice read batch after batch."""
 
@@ -61,8 +64,10 @@ class ThreadRule:
         best = self._best()
         now = self.cost[best]
         assert now is not None
-        changed = self._anchor is not None and not (
-            self._anchor / CHANGE <= now <= self._anchor * CHANGE
+        # Reads that got dearer can make threads pay, cheaper ones one thread; a move
+        # the other way only widens the gap the rule already acts on.
+        changed = self._anchor is not None and (
+            now > self._anchor * CHANGE if best == 1 else now < self._anchor / CHANGE
         )
         if self._since >= EXPLORE - 2 or changed:
             self._looking = self.many if best == 1 else 1

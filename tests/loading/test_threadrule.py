@@ -100,3 +100,24 @@ def test_a_change_in_the_favoured_cost_times_the_other_again_at_once():
     # once, not EXPLORE batches on, and kept.
     picks = run(rule, {1: 1e-4, 2: 3e-4}, 6)
     assert picks == [2, 1, 1, 1, 1, 1]
+
+
+def test_one_thread_getting_cheaper_as_the_cache_fills_is_no_reason_to_look_again():
+    # A first pass over cached tiles: one thread is in favour and costs less batch after
+    # batch. Only the periodic look times two threads again, not every 1.5x drop.
+    rule = ThreadRule(2)
+    picks = []
+    for k in range(24):
+        threads = rule.pick()
+        picks.append(threads)
+        one = 3e-3 * 0.85**k  # falls ~15 % a batch: 1.5x every three batches
+        rule.record(threads, (one if threads == 1 else 2 * one) * 16, 16)
+    assert picks[:4] == [1, 1, 2, 2]
+    assert picks[4:].count(2) == 2  # the look EXPLORE batches on, no other
+
+
+def test_one_thread_getting_dearer_times_threads_again_at_once():
+    rule = ThreadRule(2)
+    run(rule, {1: 1e-4, 2: 3e-4}, 6)  # cached: one thread in favour
+    picks = run(rule, {1: 2e-3, 2: 1e-3}, 6)  # now decoding: threads pay
+    assert picks[:3] == [1, 2, 2] and picks[3:] == [2, 2, 2]
