@@ -13,6 +13,7 @@ reports (:meth:`RowGroups.geo`). :func:`chip_id_array` spells chip ids the way
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,6 +158,7 @@ class RowGroups:
             "crs": pa.array([s.crs for s in scenes], pa.string()),
         }
         self.prefixes = pa.array(scene_prefixes(scenes), pa.string())
+        self.lock = threading.Lock()
         self.reset_extent()
 
     def reset_extent(self) -> None:
@@ -170,21 +172,27 @@ class RowGroups:
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
         return footprint_parts(self.index.scenes, window, LONLAT)
 
+    def build(self, rows: slice) -> Any:
+        """The Arrow table of ``rows``, footprints included (threads may build several)."""
+        return self.table(rows, self.footprints(rows))
+
     def table(self, rows: slice, parts: Footprints) -> Any:
         """The Arrow table of ``rows`` (their ``parts``): derived columns, then the index's own.
 
-        Tables must be made in row order: the extent :meth:`geo` reports grows with each.
+        The extent :meth:`geo` reports grows with each table made, in any order.
         """
         pa = self.pa
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
         geometry, bounds, present = _wkb_array(pa, parts)
         if present.any():
-            self.low = np.fmin(self.low, bounds[present, :2].min(0))
-            self.high = np.fmax(self.high, bounds[present, 2:].max(0))
-            self.types |= {3} if parts.quad.any() or len(parts.ring_rows) else set()
-            self.types |= set(
+            low, high = bounds[present, :2].min(0), bounds[present, 2:].max(0)
+            types = {3} if parts.quad.any() or len(parts.ring_rows) else set()
+            types |= set(
                 shapely.get_type_id(parts.other[~shapely.is_missing(parts.other)]).tolist()
             )
+            with self.lock:
+                self.low, self.high = np.fmin(self.low, low), np.fmax(self.high, high)
+                self.types |= types
         at = pa.array(window["scene"])
         count = len(present)
         own = {name: array.slice(rows.start, count) for name, array in self.own.items()}
