@@ -30,6 +30,7 @@ from geochips.footprint_rings import (
     ring_polygons,
     sifted,
     unwrapped,
+    within_half_turn,
 )
 from geochips.scene import Scene
 
@@ -67,9 +68,10 @@ class Batch(NamedTuple):
         lonlat = np.empty((points.size, 2))  # the lattice's unused points stay unset
         lonlat[points.spot, 0], lonlat[points.spot, 1] = lons, lats
         pixels = np.maximum(window[2], window[3])
-        rings = unwrapped(lonlat, points.ring)
+        calm = within_half_turn(lons)
+        rings = unwrapped(lonlat, points.ring, calm)
         if mode == "sift":
-            return sifted(rings, k, pixels)
+            return sifted(rings, k, pixels, calm)
         return lonlat_polygons(rings, self.frame, k, pixels, mode)
 
 
