@@ -61,7 +61,8 @@ class Batch(NamedTuple):
         """Footprints of ``chips`` (positions in the batch) from ``k`` points a side."""
         at, window = self.at[chips], tuple(v[chips] for v in self.window)
         points = lattice_points(at, window, k) or scene_points(at, window, k)
-        a, b, c, d, e, f = self.affine[points.scene].T
+        # A row per coefficient, each contiguous (a column of (p, 6) is strided).
+        a, b, c, d, e, f = np.take(self.affine.T, points.scene, axis=1)
         cols, rows = points.cols, points.rows
         xs, ys = a * cols + b * rows + c, d * cols + e * rows + f
         lons, lats = to_lonlat(self.crs, xs, ys, many=True)
