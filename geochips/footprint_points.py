@@ -15,7 +15,13 @@ from typing import Any, NamedTuple
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
-from geochips.coordinates import LONLAT, pixel_to_scene_crs, reproject_points, window_rings
+from geochips.coordinates import (
+    LONLAT,
+    pixel_to_scene_crs,
+    points_to_lonlat,
+    reproject_points,
+    window_rings,
+)
 from geochips.errors import InvalidParameterError
 from geochips.footprint_rings import (
     Footprints,
@@ -24,6 +30,7 @@ from geochips.footprint_rings import (
     ring_polygons,
     sifted,
     unwrapped,
+    within_half_turn,
 )
 from geochips.scene import Scene
 
@@ -54,15 +61,18 @@ class Batch(NamedTuple):
         """Footprints of ``chips`` (positions in the batch) from ``k`` points a side."""
         at, window = self.at[chips], tuple(v[chips] for v in self.window)
         points = lattice_points(at, window, k) or scene_points(at, window, k)
-        a, b, c, d, e, f = self.affine[points.scene].T
+        # A row per coefficient, each contiguous (a column of (p, 6) is strided).
+        a, b, c, d, e, f = np.take(self.affine.T, points.scene, axis=1)
         cols, rows = points.cols, points.rows
-        lons, lats = to_lonlat(self.crs, a * cols + b * rows + c, d * cols + e * rows + f)
+        xs, ys = a * cols + b * rows + c, d * cols + e * rows + f
+        lons, lats = to_lonlat(self.crs, xs, ys, many=True)
         lonlat = np.empty((points.size, 2))  # the lattice's unused points stay unset
         lonlat[points.spot, 0], lonlat[points.spot, 1] = lons, lats
         pixels = np.maximum(window[2], window[3])
-        rings = unwrapped(lonlat, points.ring)
+        calm = within_half_turn(lons)
+        rings = unwrapped(lonlat, points.ring, calm)
         if mode == "sift":
-            return sifted(rings, k, pixels)
+            return sifted(rings, k, pixels, calm)
         return lonlat_polygons(rings, self.frame, k, pixels, mode)
 
 
@@ -201,10 +211,18 @@ def distinct_points(
     return points.real, points.imag, back
 
 
-def to_lonlat(crs: str | None, xs: np.ndarray, ys: np.ndarray) -> tuple[Any, Any]:
-    """Scene CRS -> lon/lat (not unwrapped: the caller unwraps each ring)."""
+def to_lonlat(
+    crs: str | None, xs: np.ndarray, ys: np.ndarray, many: bool = False
+) -> tuple[Any, Any]:
+    """Scene CRS -> lon/lat (not unwrapped: the caller unwraps each ring).
+
+    ``many``: the points of a batch, through pyproj where it agrees with GDAL
+    (:func:`points_to_lonlat`); GCP scenes and single scenes keep GDAL's values.
+    """
     if crs is None:
         raise InvalidParameterError("a scene without CRS or GCPs has no ground footprint")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if many:
+            return points_to_lonlat(crs, xs, ys)
         return reproject_points(crs, LONLAT, xs, ys)

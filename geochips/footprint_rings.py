@@ -130,14 +130,21 @@ def lonlat_polygons(
     return out
 
 
-def sifted(rings: np.ndarray, k: int, pixels: np.ndarray) -> Footprints:
+def sifted(rings: np.ndarray, k: int, pixels: np.ndarray, calm: bool = False) -> Footprints:
     """What a probe and then ``"bent"`` rings make, in lon/lat, from ``k`` points a side.
 
     The probe's points (corners and midpoints) are among the rings' points: its tests
     (across 180, straight) run on them, and the chips it would densify get these rings.
+    ``calm``: the rings' points are :func:`within_half_turn` (no ring is cut, no test).
     """
     sub = rings[:, :: k // PROBE]
     lons = rings[..., 0]
+    if calm:
+        found = ring_polygons(sub, PROBE, pixels, "probe")
+        bent = np.flatnonzero(~found.quad)
+        return found._replace(
+            ring_rows=bent, rings=(rings if len(bent) == len(rings) else rings[bent],)
+        )
     if lons.max() <= 180.0 and lons.min() >= -180.0:  # False with NaN
         probe_cut = dense_cut = np.zeros(len(rings), dtype=bool)
     else:
@@ -206,13 +213,27 @@ def ring_polygons(rings: np.ndarray, k: int, pixels: np.ndarray, mode: Mode) -> 
     return out
 
 
-def unwrapped(lonlat: np.ndarray, ring: np.ndarray) -> np.ndarray:
+def within_half_turn(lons: np.ndarray) -> bool:
+    """Whether ``lons`` (the points of some rings) span less than 179 degrees inside +-179.999.
+
+    Then every ring's longitudes lie within 180 degrees of its first (:func:`unwrapped`
+    needs no remainder) and stay inside [-180, 180] once unwrapped (no ring is cut): the
+    tests on every ring point are left out. False with NaN.
+    """
+    if not lons.size:
+        return False
+    low, high = float(lons.min()), float(lons.max())
+    return high - low < 179.0 and low > -179.999 and high < 179.999
+
+
+def unwrapped(lonlat: np.ndarray, ring: np.ndarray, calm: bool = False) -> np.ndarray:
     """Rings ``lonlat[ring]``, longitudes unwrapped by :func:`unwrap_longitudes`'s rule.
 
     The values are that function's, to the bit. Where every longitude is within 180
     degrees of its ring's first (all rings but those across the antimeridian or around a
     pole), the remainder by 360 that function takes is the identity and is skipped: it
-    costs more than the rest of the unwrap.
+    costs more than the rest of the unwrap. ``calm``: the points of ``lonlat`` are
+    :func:`within_half_turn`, so that test on every ring point is left out too.
     """
     rings: np.ndarray = np.take(lonlat, ring, axis=0)  # faster than lonlat[ring]
     lons = rings[..., 0]
@@ -221,7 +242,7 @@ def unwrapped(lonlat: np.ndarray, ring: np.ndarray) -> np.ndarray:
     first = lons[:, :1].copy()
     lons -= first
     lons += 180.0
-    if lons.min() >= 0.0 and lons.max() < 360.0:  # False with NaN
+    if calm or (lons.min() >= 0.0 and lons.max() < 360.0):  # False with NaN
         lons -= 180.0
         lons += first
     else:

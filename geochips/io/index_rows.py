@@ -13,6 +13,7 @@ reports (:meth:`RowGroups.geo`). :func:`chip_id_array` spells chip ids the way
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,21 +50,28 @@ def chip_id_array(pa: Any, prefixes: Any, columns: dict[str, Any]) -> Any:
     return pc.binary_join_element_wise(scene, text["row_off"], text["col_off"], size, "/")
 
 
-def polygon_wkb(rings: Sequence[np.ndarray], order: np.ndarray | None = None) -> np.ndarray:
+def polygon_wkb(
+    rings: Sequence[np.ndarray], order: np.ndarray | None = None, pa: Any = None
+) -> np.ndarray:
     """WKB of the polygons of open rings, one ring each, as ``(n, bytes)``.
 
     ``rings`` holds ``(n_i, p, 2)`` pieces, taken one after the other; each polygon takes
     ``13 + 16 (p + 1)`` bytes, those shapely writes for it (``shapely.to_wkb``, 2D,
     little-endian, ISO): byte order, type 3, one ring, its ``p + 1`` points (the first
     repeated last). ``order`` gives the output row of each ring (a permutation of
-    ``range(n)``).
+    ``range(n)``). With ``pa`` (the ``pyarrow`` module) the bytes are in a buffer of
+    Arrow's memory pool, which keeps its pages from one row group to the next: a NumPy
+    array that large gets fresh pages each time, every one a page fault (~10 % of a save).
     """
     n, p = sum(len(piece) for piece in rings), rings[0].shape[1]
     layout = np.dtype(
         [("order", "u1"), ("type", "<u4"), ("rings", "<u4"), ("points", "<u4"),
          ("xy", "<f8", (p + 1, 2))]
     )  # fmt: skip
-    out = np.empty(n, dtype=layout)
+    if pa is None:
+        out = np.empty(n, dtype=layout)
+    else:
+        out = np.frombuffer(pa.allocate_buffer(n * layout.itemsize), dtype=layout)
     out["order"], out["type"], out["rings"], out["points"] = 1, 3, 1, p + 1
     xy, start = out["xy"], 0
     for piece in rings:
@@ -114,14 +122,14 @@ def _wkb_array(pa: Any, parts: Footprints) -> tuple[Any, np.ndarray, np.ndarray]
     if parts.quad.any():
         corners = parts.corners[parts.quad]
         bounds[parts.quad] = ring_bounds(corners)
-        pieces.append((np.flatnonzero(parts.quad), _fixed(pa, polygon_wkb([corners]))))
+        pieces.append((np.flatnonzero(parts.quad), _fixed(pa, polygon_wkb([corners], pa=pa))))
     if len(parts.ring_rows):
         rings, rows = parts.rings, parts.ring_rows
         bounds[rows] = np.concatenate([ring_bounds(piece) for piece in rings])
         if len(rows) == n:  # rings only (scenes batched by CRS put them in another order)
-            pieces.append((np.arange(n), _fixed(pa, polygon_wkb(rings, order=rows))))
+            pieces.append((np.arange(n), _fixed(pa, polygon_wkb(rings, order=rows, pa=pa))))
         else:
-            pieces.append((rows, _fixed(pa, polygon_wkb(rings))))
+            pieces.append((rows, _fixed(pa, polygon_wkb(rings, pa=pa))))
     if others.any():
         bounds[others] = shapely.bounds(parts.other[others])
         wkb = shapely.to_wkb(parts.other[others], output_dimension=2)
@@ -157,6 +165,7 @@ class RowGroups:
             "crs": pa.array([s.crs for s in scenes], pa.string()),
         }
         self.prefixes = pa.array(scene_prefixes(scenes), pa.string())
+        self.lock = threading.Lock()
         self.reset_extent()
 
     def reset_extent(self) -> None:
@@ -170,21 +179,27 @@ class RowGroups:
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
         return footprint_parts(self.index.scenes, window, LONLAT)
 
+    def build(self, rows: slice) -> Any:
+        """The Arrow table of ``rows``, footprints included (threads may build several)."""
+        return self.table(rows, self.footprints(rows))
+
     def table(self, rows: slice, parts: Footprints) -> Any:
         """The Arrow table of ``rows`` (their ``parts``): derived columns, then the index's own.
 
-        Tables must be made in row order: the extent :meth:`geo` reports grows with each.
+        The extent :meth:`geo` reports grows with each table made, in any order.
         """
         pa = self.pa
         window = {k: np.asarray(self.index.column(k))[rows] for k in WINDOW}
         geometry, bounds, present = _wkb_array(pa, parts)
         if present.any():
-            self.low = np.fmin(self.low, bounds[present, :2].min(0))
-            self.high = np.fmax(self.high, bounds[present, 2:].max(0))
-            self.types |= {3} if parts.quad.any() or len(parts.ring_rows) else set()
-            self.types |= set(
+            low, high = bounds[present, :2].min(0), bounds[present, 2:].max(0)
+            types = {3} if parts.quad.any() or len(parts.ring_rows) else set()
+            types |= set(
                 shapely.get_type_id(parts.other[~shapely.is_missing(parts.other)]).tolist()
             )
+            with self.lock:
+                self.low, self.high = np.fmin(self.low, low), np.fmax(self.high, high)
+                self.types |= types
         at = pa.array(window["scene"])
         count = len(present)
         own = {name: array.slice(rows.start, count) for name, array in self.own.items()}
