@@ -2,15 +2,13 @@
 
 Shared by the footprints, the chips at the poles and the AOI filter. Pixel coordinates are
 ``(cols, rows)`` of the grid read (the level indexed); scenes georeferenced only by GCPs go
-through GDAL's GCP transformer, others through their affine transform. Points go between
-CRSs through GDAL (rasterio), or to lon/lat through pyproj where it is installed and agrees
-with GDAL (:func:`points_to_lonlat`).
+through GDAL's GCP transformer, others through their affine transform; points go between
+CRSs through GDAL (rasterio).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import numpy as np
 import rasterio.crs
@@ -22,16 +20,7 @@ from rasterio.warp import transform as warp_transform
 from geochips.errors import InvalidParameterError
 from geochips.scene import Scene
 
-try:
-    import pyproj
-except ImportError:  # optional: not a dependency (geopandas, in the extra [test], brings it)
-    pyproj = None  # type: ignore[assignment]
-
 LONLAT = "EPSG:4326"
-AGREE = 1e-9
-"""Degrees within which pyproj must agree with GDAL, on the points a call samples, to be used."""
-SAMPLED = 64
-"""Points of each :func:`points_to_lonlat` call also sent through GDAL, to compare."""
 
 # Avoid building the same (slow to create) transformer for every call on one scene.
 _GCP_TRANSFORMERS: dict[tuple[tuple[float, float, float, float], ...], GCPTransformer] = {}
@@ -131,39 +120,6 @@ def reproject_points(
         np.fromiter(out_x, dtype=np.float64, count=n).reshape(shape),
         np.fromiter(out_y, dtype=np.float64, count=n).reshape(shape),
     )
-
-
-def points_to_lonlat(crs: str, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``reproject_points(crs, LONLAT, xs, ys)``, through pyproj where it can stand in for GDAL.
-
-    pyproj transforms NumPy arrays in place of rasterio's per-point Python objects (2-3x
-    faster) and releases the GIL, so threads transform at once. Its PROJ may be another
-    version than rasterio's, with other grids and pipelines: :data:`SAMPLED` points of the
-    call also go through GDAL, and pyproj's values are kept only if they are within
-    :data:`AGREE` degrees of GDAL's there (for UTM they differ by at most ~1e-14).
-    """
-    transformer = _lonlat_transformer(crs) if xs.size > 4 * SAMPLED else None
-    if transformer is None:
-        return reproject_points(crs, LONLAT, xs, ys)
-    lons, lats = transformer.transform(xs, ys, errcheck=False)
-    lons, lats = np.asarray(lons, dtype=np.float64), np.asarray(lats, dtype=np.float64)
-    pick = np.linspace(0, xs.size - 1, SAMPLED).astype(np.int64)
-    want = reproject_points(crs, LONLAT, xs.ravel()[pick], ys.ravel()[pick])
-    for got, ref in zip((lons.ravel()[pick], lats.ravel()[pick]), want, strict=True):
-        if not np.allclose(got, ref, rtol=0.0, atol=AGREE, equal_nan=True):
-            return reproject_points(crs, LONLAT, xs, ys)
-    return lons, lats
-
-
-@functools.lru_cache(maxsize=64)
-def _lonlat_transformer(crs: str) -> Any:
-    """The pyproj transformer ``crs`` -> lon/lat (``None`` without pyproj, or if it fails)."""
-    if pyproj is None:
-        return None
-    try:
-        return pyproj.Transformer.from_crs(crs, LONLAT, always_xy=True)
-    except pyproj.exceptions.CRSError:
-        return None
 
 
 def same_crs(a: str | None, b: str | None) -> bool:

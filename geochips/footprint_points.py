@@ -15,13 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
-from geochips.coordinates import (
-    LONLAT,
-    pixel_to_scene_crs,
-    points_to_lonlat,
-    reproject_points,
-    window_rings,
-)
+from geochips.coordinates import LONLAT, pixel_to_scene_crs, reproject_points, window_rings
 from geochips.errors import InvalidParameterError
 from geochips.footprint_rings import (
     Footprints,
@@ -65,7 +59,7 @@ class Batch(NamedTuple):
         a, b, c, d, e, f = np.take(self.affine.T, points.scene, axis=1)
         cols, rows = points.cols, points.rows
         xs, ys = a * cols + b * rows + c, d * cols + e * rows + f
-        lons, lats = to_lonlat(self.crs, xs, ys, many=True)
+        lons, lats = to_lonlat(self.crs, xs, ys)
         lonlat = np.empty((points.size, 2))  # the lattice's unused points stay unset
         lonlat[points.spot, 0], lonlat[points.spot, 1] = lons, lats
         pixels = np.maximum(window[2], window[3])
@@ -211,18 +205,10 @@ def distinct_points(
     return points.real, points.imag, back
 
 
-def to_lonlat(
-    crs: str | None, xs: np.ndarray, ys: np.ndarray, many: bool = False
-) -> tuple[Any, Any]:
-    """Scene CRS -> lon/lat (not unwrapped: the caller unwraps each ring).
-
-    ``many``: the points of a batch, through pyproj where it agrees with GDAL
-    (:func:`points_to_lonlat`); GCP scenes and single scenes keep GDAL's values.
-    """
+def to_lonlat(crs: str | None, xs: np.ndarray, ys: np.ndarray) -> tuple[Any, Any]:
+    """Scene CRS -> lon/lat (not unwrapped: the caller unwraps each ring)."""
     if crs is None:
         raise InvalidParameterError("a scene without CRS or GCPs has no ground footprint")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        if many:
-            return points_to_lonlat(crs, xs, ys)
         return reproject_points(crs, LONLAT, xs, ys)

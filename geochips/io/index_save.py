@@ -150,7 +150,7 @@ def _write_part(
     """Write ``rows`` to one file, a row group at a time, with its ``geo`` metadata.
 
     :data:`BUILDERS` threads make the tables of the next groups (footprints and WKB: PROJ
-    through pyproj, NumPy and pyarrow, mostly without the GIL) while this one writes them
+    through GDAL, NumPy and pyarrow, much of it without the GIL) while this one writes them
     in order: at most ``BUILDERS + 1`` groups are held at a time.
     """
     groups.reset_extent()

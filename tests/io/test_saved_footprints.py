@@ -3,7 +3,7 @@
 Footprints are written without shapely objects (quads from their corners, densified rings
 from their points) and computed for many scenes at once (one lattice of distinct points a
 CRS): the bytes must be those shapely writes, and every vertex must be the one a chip gets
-alone, reprojected point by point (within ``AGREE`` degrees: pyproj, where it agrees).
+alone, reprojected point by point.
 """
 
 import numpy as np
@@ -18,7 +18,6 @@ from support.scenes import scene_header
 import geochips.io.index_save
 from geochips import ChipIndex
 from geochips.coordinates import (
-    AGREE,
     LONLAT,
     pixel_to_scene_crs,
     reproject_points,
@@ -72,12 +71,6 @@ def own_rings(index, position):
         return np.stack([xs[0], ys[0]], axis=-1)
     lons, lats = reproject_points(scene.crs, LONLAT, xs, ys)
     return np.stack([unwrap_longitudes(lons)[0], lats[0]], axis=-1)
-
-
-def assert_near(vertices, own, chip):
-    """The same vertices, within ``AGREE`` degrees: batches go to lon/lat through pyproj
-    where it agrees with GDAL that far (its PROJ may round the last bit otherwise)."""
-    np.testing.assert_allclose(vertices, own, rtol=0, atol=AGREE, err_msg=chip)
 
 
 def saved(index, path):
@@ -152,10 +145,10 @@ def test_saved_footprints_are_shapely_bytes_of_each_chips_own_points(
         own = own_rings(index, position)
         if len(vertices) == 4:
             kinds.add("quad")
-            assert_near(vertices, own[::DENSIFY], index.chip_id(position))
+            assert np.array_equal(vertices, own[::DENSIFY]), index.chip_id(position)
         else:
             kinds.add("ring")
-            assert_near(vertices, own, index.chip_id(position))
+            assert np.array_equal(vertices, own), index.chip_id(position)
     assert "quad" in kinds and ("ring" in kinds) == (np.max(size) > 100)  # small chips: quads
 
 

@@ -1,10 +1,8 @@
-"""Saved footprints of whole grids: lattice points through PROJ (pyproj where it agrees).
+"""Saved footprints of whole grids: lattice points through PROJ once a CRS.
 
 A grid's chips share their ring points: a save transforms each distinct point of a CRS
-once, through pyproj where it is installed and agrees with GDAL on sampled points
-(:func:`geochips.coordinates.points_to_lonlat`). Every vertex written must be the one the
-chip gets alone, each of its points through GDAL: within ``AGREE`` degrees, with the same
-vertices and parts, for scenes across the antimeridian too; GCP scenes keep GDAL's values.
+once. Every vertex written must be the one the chip gets alone, each of its points through
+GDAL, with the same vertices and parts, for scenes across the antimeridian and GCP scenes.
 """
 
 import numpy as np
@@ -16,11 +14,8 @@ from rasterio.control import GroundControlPoint
 
 from geochips import ChipIndex
 from geochips.coordinates import (
-    AGREE,
     LONLAT,
-    SAMPLED,
     pixel_to_scene_crs,
-    points_to_lonlat,
     reproject_points,
     unwrap_longitudes,
     window_rings,
@@ -90,29 +85,8 @@ def test_saved_lattice_footprints_are_each_chips_own_points(scenes, tmp_path, st
         if len(vertices) == 4:
             own = own[::DENSIFY]
         kinds.add((scene.georef, len(vertices)))
-        if scene.georef == "gcps":  # GCP scenes: GDAL's own values
-            assert np.array_equal(vertices, own), index.chip_id(position)
-        else:
-            np.testing.assert_allclose(vertices, own, rtol=0, atol=AGREE)
+        assert np.array_equal(vertices, own), index.chip_id(position)
     assert "cut" in kinds and ("transform", 4 * DENSIFY) in kinds and ("gcps", 4) in kinds
-
-
-def test_points_to_lonlat_is_gdal_within_agree_and_gdal_itself_for_few_points():
-    rng = np.random.default_rng(0)
-    xs = rng.uniform(200_000, 800_000, (500, 7))
-    ys = rng.uniform(5_000_000, 7_000_000, (500, 7))
-    lons, lats = points_to_lonlat("EPSG:32633", xs, ys)
-    want = reproject_points("EPSG:32633", LONLAT, xs, ys)
-    assert lons.shape == xs.shape
-    np.testing.assert_allclose(lons, want[0], rtol=0, atol=AGREE)
-    np.testing.assert_allclose(lats, want[1], rtol=0, atol=AGREE)
-    few = (xs.ravel()[:SAMPLED], ys.ravel()[:SAMPLED])  # too few to sample: GDAL's values
-    for got, ref in zip(
-        points_to_lonlat("EPSG:32633", *few),
-        reproject_points("EPSG:32633", LONLAT, *few),
-        strict=True,
-    ):
-        assert np.array_equal(got, ref)
 
 
 @pytest.mark.parametrize(
